@@ -1,0 +1,4 @@
+//! (work in progress)
+pub mod store;
+pub mod snapshot;
+pub use snapshot::Snapshot;

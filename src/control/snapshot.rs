@@ -1,0 +1,2 @@
+//! (work in progress)
+pub struct Snapshot;

@@ -1,0 +1,3 @@
+//! (work in progress)
+pub mod json;
+pub mod xml;

@@ -1,0 +1,35 @@
+//! sluice: a self-hosted Streaming Ingest appliance.
+//!
+//! The modules below are listed in the order a record travels through them:
+//!
+//! | stage     | module        | owns                                                        |
+//! |-----------|---------------|-------------------------------------------------------------|
+//! | accept    | [`server`]    | one monoio (io_uring) runtime per core, SO_REUSEPORT listeners, shutdown |
+//! | HTTP      | [`http`]      | the connection loop, request heads (httparse), bodies, responses |
+//! | route     | [`ingest`]    | one request's decisions: status order of SPEC §1, auth, convert, append |
+//! | auth      | [`auth`]      | HS256 JWT verification (ring) against the control snapshot  |
+//! | convert   | [`convert`]   | JSON → one NDJSON line (simd-json), XML → one CBOR item (quick-xml, ciborium) |
+//! | ring      | [`ring`]      | the per-stream lock-free handoff from workers to the segment |
+//! | segment   | [`segment`]   | memory-mapped hourly segment files, recovery of torn tails   |
+//! | courier   | [`courier`]   | the courier thread: sealing segments, control-plane refresh  |
+//!
+//! Beside the data path: [`control`] keeps tenants, keys and streams in an
+//! embedded database and publishes an immutable [`control::Snapshot`] that
+//! workers read; [`config`] turns raw settings into a validated [`config::Config`];
+//! [`limits`] names every bound; [`telemetry`] turns named events into log
+//! lines and counters; [`cli`] is the operator's surface.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod convert;
+pub mod courier;
+pub mod http;
+pub mod ingest;
+pub mod limits;
+pub mod ring;
+pub mod segment;
+pub mod server;
+pub mod telemetry;
