@@ -1,2 +1,121 @@
-//! (work in progress)
-pub struct Snapshot;
+//! The immutable view of the control plane that ingest workers read.
+//!
+//! The control thread builds a new [`Snapshot`] whenever the store changes
+//! and publishes it through [`SnapshotCell`]; a worker keeps its own `Arc`
+//! and only compares a generation number per request, so the hot path takes
+//! no lock and allocates nothing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A stream's payload type (SPEC §3): it fixes the Content-Type a stream
+/// accepts and the file suffix it is stored under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PayloadFormat {
+    Json,
+    Xml,
+}
+
+impl PayloadFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadFormat::Json => "json",
+            PayloadFormat::Xml => "xml",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PayloadFormat> {
+        match text {
+            "json" => Some(PayloadFormat::Json),
+            "xml" => Some(PayloadFormat::Xml),
+            _ => None,
+        }
+    }
+
+    /// The suffix of a sealed file of this format (SPEC §3).
+    pub fn sealed_suffix(self) -> &'static str {
+        match self {
+            PayloadFormat::Json => "ndjson",
+            PayloadFormat::Xml => "cbor",
+        }
+    }
+}
+
+/// A live API key as the verifier needs it: the HMAC key is prepared once
+/// here, not per request.
+pub struct KeyView {
+    pub hmac: ring::hmac::Key,
+    /// True when the key carries the `stream-write` permission.
+    pub stream_write: bool,
+}
+
+/// A live stream.
+#[derive(Clone, Debug)]
+pub struct StreamView {
+    pub id: String,
+    pub tenant: String,
+    pub format: PayloadFormat,
+}
+
+/// Everything of one tenant that ingest needs.
+#[derive(Default)]
+pub struct TenantView {
+    /// Live keys by key id (`ak-…`).
+    pub keys: HashMap<String, KeyView>,
+    /// Live streams by stream id (`is-…`).
+    pub streams: HashMap<String, StreamView>,
+}
+
+/// One consistent view of tenants, keys and streams.
+#[derive(Default)]
+pub struct Snapshot {
+    /// The store generation this view was built from.
+    pub generation: u64,
+    pub tenants: HashMap<String, TenantView>,
+}
+
+impl Snapshot {
+    pub fn tenant(&self, name: &str) -> Option<&TenantView> {
+        self.tenants.get(name)
+    }
+
+    pub fn stream(&self, tenant: &str, stream_id: &str) -> Option<&StreamView> {
+        self.tenants.get(tenant)?.streams.get(stream_id)
+    }
+}
+
+/// Where the current snapshot is published. Readers call [`SnapshotCell::load_if_newer`]
+/// with the generation they hold; only when it moved do they take the mutex.
+pub struct SnapshotCell {
+    generation: AtomicU64,
+    current: Mutex<Arc<Snapshot>>,
+}
+
+impl SnapshotCell {
+    pub fn new(snapshot: Snapshot) -> SnapshotCell {
+        SnapshotCell {
+            generation: AtomicU64::new(snapshot.generation),
+            current: Mutex::new(Arc::new(snapshot)),
+        }
+    }
+
+    pub fn publish(&self, snapshot: Snapshot) {
+        let generation = snapshot.generation;
+        let mut current = self.current.lock().expect("snapshot mutex is never poisoned");
+        *current = Arc::new(snapshot);
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    pub fn load(&self) -> Arc<Snapshot> {
+        self.current.lock().expect("snapshot mutex is never poisoned").clone()
+    }
+
+    /// Refreshes `held` if a newer snapshot was published. One atomic load
+    /// in the common case.
+    pub fn refresh(&self, held: &mut Arc<Snapshot>) {
+        if self.generation.load(Ordering::Acquire) != held.generation {
+            *held = self.load();
+        }
+    }
+}
