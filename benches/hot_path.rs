@@ -1,1 +1,159 @@
-fn main() {}
+//! Criterion benchmarks of the ingest hot path, one function each: JWT
+//! verification, JSON → NDJSON, XML → CBOR, and a segment append. Each
+//! asserts its result inside the loop, so a broken function cannot look fast.
+//! Throughput is reported in bytes of input per second.
+//!
+//! Run with `cargo bench --bench hot_path`.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sluice::auth;
+use sluice::control::snapshot::{KeyView, PayloadFormat, Snapshot, TenantView};
+use sluice::convert::{JsonConverter, XmlConverter};
+use sluice::segment::writer::SegmentWriter;
+
+/// A ~300-byte event, the size the load script sends.
+const EVENT_JSON: &[u8] = br#"{"event_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "event_type": "page_view", "customer_id": "C-000123456", "email": "someone@example.com", "url": "https://shop.example.com/products/blue-widget?ref=home", "ts": "2026-11-27T07:15:00.000Z", "amount": 19.99, "currency": "USD", "tags": ["web", "promo"]}"#;
+
+const PROFILE_XML: &[u8] = br#"<?xml version="1.0" encoding="UTF-8"?>
+<profile id="C-000123456" source="crm">
+  <name><given>Ada</given><family>Lovelace</family></name>
+  <email type="work">ada@example.com</email>
+  <email type="home">ada@home.example</email>
+  <address><street>12 St James's Square</street><city>London</city><postal>SW1Y 4JH</postal><country>GB</country></address>
+  <orders>
+    <order id="O-1" at="2026-11-26T10:00:00Z"><total currency="GBP">19.99</total></order>
+    <order id="O-2" at="2026-11-27T07:00:00Z"><total currency="GBP">5.00</total></order>
+  </orders>
+  <note><![CDATA[prefers <b>email</b> & post]]></note>
+</profile>"#;
+
+fn jwt_verify(c: &mut Criterion) {
+    let secret = [7u8; 32];
+    let mut tenant = TenantView::default();
+    tenant.keys.insert(
+        "ak-bench".to_owned(),
+        KeyView {
+            hmac: auth::hmac_key(&secret),
+            stream_write: true,
+        },
+    );
+    let mut snapshot = Snapshot::default();
+    snapshot.tenants.insert("bench".to_owned(), tenant);
+    let now = 1_795_000_000;
+    let token = auth::sign_token(&secret, "ak-bench", "bench", 3, now);
+    let header = format!("Bearer {token}");
+    let mut group = c.benchmark_group("jwt");
+    group.throughput(Throughput::Bytes(header.len() as u64));
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            let result = auth::verify(Some(black_box(header.as_bytes())), b"bench", &snapshot, now);
+            assert!(result.is_ok());
+        })
+    });
+    group.finish();
+}
+
+fn json_convert(c: &mut Criterion) {
+    let mut converter = JsonConverter::new();
+    let mut out = Vec::with_capacity(4096);
+    let mut body = EVENT_JSON.to_vec();
+    let mut group = c.benchmark_group("json");
+    group.throughput(Throughput::Bytes(EVENT_JSON.len() as u64));
+    group.bench_function("convert_300B", |b| {
+        b.iter(|| {
+            body.copy_from_slice(EVENT_JSON);
+            out.clear();
+            converter.convert(black_box(&mut body), &mut out).expect("valid");
+            assert_eq!(out.last(), Some(&b'\n'));
+        })
+    });
+    // A body at the limit: the GB/s-per-core figure of the load targets.
+    let big = big_json(254 * 1024);
+    let mut body = big.clone();
+    group.throughput(Throughput::Bytes(big.len() as u64));
+    group.bench_function("convert_254KiB", |b| {
+        b.iter(|| {
+            body.copy_from_slice(&big);
+            out.clear();
+            converter.convert(black_box(&mut body), &mut out).expect("valid");
+            assert_eq!(out.last(), Some(&b'\n'));
+        })
+    });
+    group.finish();
+}
+
+fn big_json(len: usize) -> Vec<u8> {
+    let mut body = b"{\"items\": [".to_vec();
+    let mut n = 0;
+    while body.len() < len - 300 {
+        if n > 0 {
+            body.extend_from_slice(b", ");
+        }
+        body.extend_from_slice(EVENT_JSON);
+        n += 1;
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
+fn xml_convert(c: &mut Criterion) {
+    let mut converter = XmlConverter::new();
+    let mut out = Vec::with_capacity(4096);
+    let mut group = c.benchmark_group("xml");
+    group.throughput(Throughput::Bytes(PROFILE_XML.len() as u64));
+    group.bench_function("to_cbor_1KiB", |b| {
+        b.iter(|| {
+            out.clear();
+            converter
+                .convert(black_box(PROFILE_XML), &mut out)
+                .expect("valid");
+            assert_eq!(out[0], 0xA1);
+        })
+    });
+    group.finish();
+}
+
+fn segment_append(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = {
+        let mut line = EVENT_JSON.to_vec();
+        line.retain(|&b| b != b' ');
+        line.push(b'\n');
+        line
+    };
+    let segment_bytes_max = 256 << 20;
+    let mut n = 0u32;
+    let mut create = || {
+        n += 1;
+        SegmentWriter::create(
+            &dir,
+            &format!("b{n}.ndjson"),
+            PayloadFormat::Json,
+            0,
+            0,
+            segment_bytes_max,
+        )
+        .expect("create segment")
+    };
+    let mut segment = create();
+    let mut group = c.benchmark_group("segment");
+    group.throughput(Throughput::Bytes(record.len() as u64));
+    group.bench_function("append_300B", |b| {
+        b.iter(|| {
+            if segment.append(black_box(&record)).is_err() {
+                let full = std::mem::replace(&mut segment, create());
+                let _ = std::fs::remove_file(full.finish().open_path);
+                segment.append(&record).expect("fresh segment has room");
+            }
+        })
+    });
+    group.finish();
+    drop(segment);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, jwt_verify, json_convert, xml_convert, segment_append);
+criterion_main!(benches);

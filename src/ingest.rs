@@ -1,1 +1,405 @@
-//! (work in progress)
+//! One ingest request's decisions, in the order SPEC §1 fixes: the head
+//! (400, 414, 431; checked by [`crate::http::request`]), 405, 401, 404, 415,
+//! 413, 417, rate limit (429), then the body (400) and the store (503/504).
+//!
+//! [`Worker`] is what one worker thread keeps between requests: its copy
+//! of the control snapshot, the stream logs it has used, its converters and
+//! its rate-limit buckets. Nothing here knows about sockets; the connection
+//! loop in [`crate::http::connection`] calls [`Worker::admit`] once the head
+//! is parsed and [`Worker::store`] once the body is read.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::admin::WorkerStats;
+use crate::auth::{self, AuthError};
+use crate::config::{Config, Durability};
+use crate::control::snapshot::{PayloadFormat, Snapshot, SnapshotCell};
+use crate::convert::ConvertError;
+use crate::convert::json::JsonConverter;
+use crate::convert::xml::XmlConverter;
+use crate::http::request::{self, BodyFraming, Expect, HeadError, Method, PathMatch, RequestHead};
+use crate::ring::{Outcome, StreamLog, StreamLogs, Ticket};
+use crate::telemetry;
+
+/// Why a request was not accepted. [`Reject::status`], [`Reject::kind`] and
+/// [`Reject::message`] are the one place a rejection becomes a response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    Head(HeadError),
+    MethodNotAllowed,
+    Auth(AuthError),
+    UnknownStream,
+    UnknownPath,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    ExpectationFailed,
+    RateLimited,
+    Body(ConvertError),
+    BadChunk,
+    /// The ring stayed full: the writer is behind.
+    WriterBehind,
+    DiskFull,
+    StorageFailed,
+    ShuttingDown,
+    StoreTimeout,
+}
+
+impl Reject {
+    pub fn status(self) -> u16 {
+        match self {
+            Reject::Head(error) => error.status(),
+            Reject::MethodNotAllowed => 405,
+            Reject::Auth(_) => 401,
+            Reject::UnknownStream | Reject::UnknownPath => 404,
+            Reject::UnsupportedMediaType => 415,
+            Reject::PayloadTooLarge => 413,
+            Reject::ExpectationFailed => 417,
+            Reject::RateLimited => 429,
+            Reject::Body(_) | Reject::BadChunk => 400,
+            Reject::WriterBehind | Reject::DiskFull | Reject::ShuttingDown => 503,
+            Reject::StorageFailed => 500,
+            Reject::StoreTimeout => 504,
+        }
+    }
+
+    pub fn kind(self) -> &'static str {
+        match self {
+            Reject::Head(error) => error.kind(),
+            Reject::MethodNotAllowed => "method-not-allowed",
+            Reject::Auth(error) => error.kind(),
+            Reject::UnknownStream => "unknown-stream",
+            Reject::UnknownPath => "unknown-path",
+            Reject::UnsupportedMediaType => "unsupported-media-type",
+            Reject::PayloadTooLarge => "payload-too-large",
+            Reject::ExpectationFailed => "expectation-failed",
+            Reject::RateLimited => "rate-limited",
+            Reject::Body(error) => error.kind(),
+            Reject::BadChunk => "invalid-chunked-body",
+            Reject::WriterBehind => "writer-behind",
+            Reject::DiskFull => "disk-full",
+            Reject::StorageFailed => "storage-failed",
+            Reject::ShuttingDown => "shutting-down",
+            Reject::StoreTimeout => "store-timeout",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Reject::Head(error) => error.message(),
+            Reject::MethodNotAllowed => "Only POST is allowed on a stream path.",
+            Reject::Auth(error) => error.message(),
+            Reject::UnknownStream => "No such stream for this tenant.",
+            Reject::UnknownPath => "No such path; streams are at /stream/v0/data/<stream-id>.",
+            Reject::UnsupportedMediaType => {
+                "Content-Type must be application/json for a JSON stream, application/xml or text/xml for an XML stream."
+            }
+            Reject::PayloadTooLarge => "The request body is larger than the limit.",
+            Reject::ExpectationFailed => "Only Expect: 100-continue is supported.",
+            Reject::RateLimited => "Too many requests for this tenant; retry later.",
+            Reject::Body(error) => error.message(),
+            Reject::BadChunk => "The chunked body is malformed.",
+            Reject::WriterBehind => "The stream's writer is behind; retry later.",
+            Reject::DiskFull => "The disk is full; retry later.",
+            Reject::StorageFailed => "The record could not be stored.",
+            Reject::ShuttingDown => "The appliance is shutting down; retry later.",
+            Reject::StoreTimeout => "The store did not confirm the record in time; retry later.",
+        }
+    }
+
+    /// Seconds a client should wait before retrying, for 429 and 503.
+    pub fn retry_after_seconds(self) -> Option<u32> {
+        match self.status() {
+            429 | 503 => Some(1),
+            _ => None,
+        }
+    }
+
+    /// True when the connection must be closed after the response: the
+    /// request's framing can no longer be trusted, or its body was not read.
+    pub fn closes_connection(self) -> bool {
+        matches!(
+            self,
+            Reject::Head(_) | Reject::PayloadTooLarge | Reject::BadChunk | Reject::ShuttingDown
+        )
+    }
+}
+
+/// A request that passed every check of its head.
+pub struct Admitted {
+    /// The stream's log; `None` in the no-work baseline.
+    pub log: Option<Arc<StreamLog>>,
+    pub format: PayloadFormat,
+}
+
+/// A per-tenant token bucket (per worker: each worker gets its share).
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+}
+
+/// What one worker thread keeps between requests.
+pub struct Worker {
+    pub index: usize,
+    pub config: Arc<Config>,
+    snapshot_cell: Arc<SnapshotCell>,
+    snapshot: RefCell<Arc<Snapshot>>,
+    logs: Arc<StreamLogs>,
+    /// The logs this worker has used, by stream id (ids are unique across
+    /// tenants; the log's tenant is checked on every lookup).
+    local_logs: RefCell<HashMap<String, Arc<StreamLog>>>,
+    json: RefCell<JsonConverter>,
+    xml: RefCell<XmlConverter>,
+    buckets: RefCell<HashMap<String, Bucket>>,
+    pub shutting_down: Arc<AtomicBool>,
+    /// Open connections on this worker.
+    pub connections: Cell<usize>,
+    /// This worker's counters, summed by the admin listener.
+    pub stats: Arc<WorkerStats>,
+}
+
+impl Worker {
+    pub fn new(
+        index: usize,
+        config: Arc<Config>,
+        snapshot_cell: Arc<SnapshotCell>,
+        logs: Arc<StreamLogs>,
+        shutting_down: Arc<AtomicBool>,
+        stats: Arc<WorkerStats>,
+    ) -> Worker {
+        let snapshot = snapshot_cell.load();
+        Worker {
+            index,
+            config,
+            snapshot_cell,
+            snapshot: RefCell::new(snapshot),
+            logs,
+            local_logs: RefCell::new(HashMap::new()),
+            json: RefCell::new(JsonConverter::new()),
+            xml: RefCell::new(XmlConverter::new()),
+            buckets: RefCell::new(HashMap::new()),
+            shutting_down,
+            connections: Cell::new(0),
+            stats,
+        }
+    }
+
+    /// Counts a 202 and the request bytes it consumed.
+    pub fn count_accepted(&self, request_bytes: usize) {
+        self.stats.count_response(202);
+        self.stats.records.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .body_bytes
+            .fetch_add(request_bytes as u64, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Decides everything that the head alone decides.
+    pub fn admit(&self, head: &RequestHead<'_>) -> Result<Admitted, Reject> {
+        let PathMatch::Stream(stream_id) = request::stream_id_from_path(head.target) else {
+            return Err(Reject::UnknownPath);
+        };
+        if head.method != Method::Post {
+            return Err(Reject::MethodNotAllowed);
+        }
+        if self.config.no_work_baseline {
+            return self.check_framing(head).map(|()| Admitted {
+                log: None,
+                format: PayloadFormat::Json,
+            });
+        }
+        let snapshot = self.current_snapshot();
+        let tenant = head.tenant.unwrap_or_default();
+        let now_unix = self.config_clock_now();
+        auth::verify(head.authorization, tenant, &snapshot, now_unix).map_err(Reject::Auth)?;
+        // verify() checked the header names a tenant with a live key, so it is UTF-8.
+        let tenant = std::str::from_utf8(tenant).map_err(|_| Reject::Auth(AuthError::WrongTenant))?;
+        let stream = snapshot.stream(tenant, stream_id).ok_or(Reject::UnknownStream)?;
+        let format = stream.format;
+        let media_ok = head.content_type.is_some_and(|raw| match format {
+            PayloadFormat::Json => request::media_is(raw, "application/json"),
+            PayloadFormat::Xml => {
+                request::media_is(raw, "application/xml") || request::media_is(raw, "text/xml")
+            }
+        });
+        if !media_ok {
+            return Err(Reject::UnsupportedMediaType);
+        }
+        self.check_framing(head)?;
+        self.take_token(tenant)?;
+        let log = self.log_for(tenant, stream_id, format);
+        Ok(Admitted {
+            log: Some(log),
+            format,
+        })
+    }
+
+    fn check_framing(&self, head: &RequestHead<'_>) -> Result<(), Reject> {
+        if let BodyFraming::Length(length) = head.framing {
+            if length > self.config.body_bytes_max as u64 {
+                return Err(Reject::PayloadTooLarge);
+            }
+        }
+        if head.expect == Expect::Unknown {
+            return Err(Reject::ExpectationFailed);
+        }
+        Ok(())
+    }
+
+    fn config_clock_now(&self) -> i64 {
+        self.logs.settings().clock.now_unix()
+    }
+
+    /// The snapshot, refreshed if the courier published a newer one.
+    fn current_snapshot(&self) -> Arc<Snapshot> {
+        let mut held = self.snapshot.borrow_mut();
+        let generation = held.generation;
+        self.snapshot_cell.refresh(&mut held);
+        if held.generation != generation {
+            // Streams may have been deleted: forget logs, look them up anew.
+            self.local_logs.borrow_mut().clear();
+        }
+        Arc::clone(&held)
+    }
+
+    fn log_for(&self, tenant: &str, stream_id: &str, format: PayloadFormat) -> Arc<StreamLog> {
+        let mut local = self.local_logs.borrow_mut();
+        if let Some(log) = local.get(stream_id).filter(|log| log.tenant == tenant) {
+            return Arc::clone(log);
+        }
+        // Only a worker's first request to a stream gets here.
+        let log = self.logs.get_or_open(tenant, stream_id, format);
+        local.insert(stream_id.to_owned(), Arc::clone(&log));
+        log
+    }
+
+    fn take_token(&self, tenant: &str) -> Result<(), Reject> {
+        let Some(rate) = self.config.rate_limits.for_tenant(tenant) else {
+            return Ok(());
+        };
+        let share = (rate as f64 / self.config.workers as f64).max(1.0);
+        let mut buckets = self.buckets.borrow_mut();
+        let now = Instant::now();
+        let bucket = match buckets.get_mut(tenant) {
+            Some(bucket) => bucket,
+            None => buckets.entry(tenant.to_owned()).or_insert(Bucket {
+                tokens: share,
+                refilled: now,
+            }),
+        };
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * share).min(share);
+        bucket.refilled = now;
+        if bucket.tokens < 1.0 {
+            return Err(Reject::RateLimited);
+        }
+        bucket.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Converts and stores one body; `Ok` means the 202 promise holds.
+    pub async fn store(
+        &self,
+        admitted: &Admitted,
+        body: &mut [u8],
+        ticket: &Arc<Ticket>,
+    ) -> Result<(), Reject> {
+        let Some(log) = &admitted.log else { return Ok(()) };
+        let mut record = Vec::with_capacity(body.len() + 1);
+        match admitted.format {
+            PayloadFormat::Json => self.json.borrow_mut().convert(body, &mut record),
+            PayloadFormat::Xml => self.xml.borrow_mut().convert(body, &mut record),
+        }
+        .map_err(Reject::Body)?;
+        if log.submit(record, ticket).is_err() {
+            return Err(Reject::WriterBehind);
+        }
+        let outcome = loop {
+            log.try_combine();
+            if let Some(outcome) = ticket.outcome() {
+                break outcome;
+            }
+            YieldNow(false).await;
+        };
+        match outcome {
+            Outcome::Written => {}
+            Outcome::NoSpace => return Err(Reject::DiskFull),
+            Outcome::Io => return Err(Reject::StorageFailed),
+            Outcome::Closed => return Err(Reject::ShuttingDown),
+            Outcome::TooLarge => return Err(Reject::PayloadTooLarge),
+        }
+        if self.config.durability == Durability::Disk {
+            let deadline = Instant::now() + Duration::from_millis(self.config.store_timeout_ms);
+            wait_durable(log, ticket.end_position(), deadline).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Waits until the records up to `position` are on stable storage, running
+/// the group commit itself when no other request is.
+async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Result<(), Reject> {
+    /// How long a request waits between looks at another request's flush.
+    const FLUSH_POLL: Duration = Duration::from_micros(200);
+    loop {
+        if log.is_durable(position) {
+            return Ok(());
+        }
+        if log.is_closed() {
+            return Err(Reject::StorageFailed);
+        }
+        if Instant::now() >= deadline {
+            return Err(Reject::StoreTimeout);
+        }
+        let Some((target, files)) = log.flush_targets() else {
+            monoio::time::sleep(FLUSH_POLL).await;
+            continue;
+        };
+        let mut result = Ok(());
+        for file in &files {
+            result = flush(file).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(error) = log.flush_done(target, result, files) {
+            telemetry::FLUSH_FAILED.emit(&[
+                ("stream", log.stream_id.as_str().into()),
+                ("error", error.to_string().as_str().into()),
+            ]);
+            return Err(Reject::StorageFailed);
+        }
+    }
+}
+
+/// `fdatasync` through io_uring, so the worker keeps serving while the
+/// disk works.
+async fn flush(file: &std::fs::File) -> std::io::Result<()> {
+    let file = monoio::fs::File::from_std(file.try_clone()?)?;
+    file.sync_data().await
+}
+
+/// Gives the other tasks of this worker a turn.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        context.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

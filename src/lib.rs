@@ -16,9 +16,10 @@
 //! Beside the data path: [`control`] keeps tenants, keys and streams in an
 //! embedded database and publishes an immutable [`control::Snapshot`] that
 //! workers read; [`config`] turns raw settings into a validated [`config::Config`];
-//! [`limits`] names every bound; [`telemetry`] turns named events into log
+//! [`limits`] names every bound; [`admin`] serves health and metrics; [`telemetry`] turns named events into log
 //! lines and counters; [`cli`] is the operator's surface.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -41,3 +41,9 @@ pub const KEY_SECRET_BYTES_GENERATED: usize = 32;
 const _: () = assert!(HEADER_SECTION_BYTES_MAX >= REQUEST_LINE_BYTES_MAX);
 const _: () = assert!(KEY_SECRET_BYTES_GENERATED >= KEY_SECRET_BYTES_MIN);
 const _: () = assert!(TOKEN_DAYS_MIN <= TOKEN_DAYS_MAX);
+
+/// The largest body limit an operator may configure. Each connection may
+/// buffer one body, so this bounds memory per connection.
+pub const BODY_BYTES_MAX_CEILING: usize = 64 << 20;
+
+const _: () = assert!(BODY_BYTES_MAX_DEFAULT <= BODY_BYTES_MAX_CEILING);

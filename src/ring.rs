@@ -1,1 +1,572 @@
-//! (work in progress)
+//! The per-stream handoff from ingest workers to the stream's open segment.
+//!
+//! Every stream has one [`StreamLog`]: a lock-free ring (crossbeam's
+//! `ArrayQueue`) of converted records and the stream's open segment. Workers
+//! push records into the ring; whichever worker then wins the writer flag
+//! drains the whole ring into the segment (flat combining), and completes
+//! each record's [`Ticket`]. No worker ever blocks on another: a worker that
+//! loses the flag yields to its other connections and looks at its ticket
+//! again, and its record is written by the winner or, on its next try, by
+//! itself. One writer at a time means a segment is always a run of complete
+//! records followed by at most one torn record, which recovery drops.
+//!
+//! A ticket completes once the record's bytes are in the shared mapping,
+//! which already survives `kill -9`. For `durability = "disk"`, records are
+//! also numbered by log position ([`Ticket::end_position`]) and a group
+//! commit ([`StreamLog::flush_targets`]) makes a prefix of positions durable.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_queue::{ArrayQueue, SegQueue};
+
+use crate::clock::{self, Clock};
+use crate::control::snapshot::PayloadFormat;
+use crate::segment::writer::{AppendError, SealJob, SegmentWriter};
+use crate::segment::{self, writer};
+
+/// Records a stream's ring holds before producers are told to back off
+/// (503). Each slot is one record in memory (up to the body limit).
+pub const RING_SLOTS: usize = 4096;
+
+/// How one record's append ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// In the open segment: it survives the process being killed.
+    Written,
+    /// The file system has no space for it.
+    NoSpace,
+    /// The segment could not be created or extended.
+    Io,
+    /// The stream is shutting down or was deleted.
+    Closed,
+    /// The record is larger than a whole segment.
+    TooLarge,
+}
+
+impl Outcome {
+    fn code(self) -> u64 {
+        match self {
+            Outcome::Written => 1,
+            Outcome::NoSpace => 2,
+            Outcome::Io => 3,
+            Outcome::Closed => 4,
+            Outcome::TooLarge => 5,
+        }
+    }
+
+    fn from_code(code: u64) -> Option<Outcome> {
+        Some(match code {
+            1 => Outcome::Written,
+            2 => Outcome::NoSpace,
+            3 => Outcome::Io,
+            4 => Outcome::Closed,
+            5 => Outcome::TooLarge,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a producer learns how its record's append ended. One per
+/// connection, reused for each of its requests (a connection has at most one
+/// record in flight), so the hot path does not allocate one.
+#[derive(Default)]
+pub struct Ticket {
+    /// Zero while pending; else the outcome code in the low 8 bits and the
+    /// record's end log position above them.
+    state: AtomicU64,
+}
+
+impl Ticket {
+    fn reset(&self) {
+        self.state.store(0, Ordering::Relaxed);
+    }
+
+    fn complete(&self, outcome: Outcome, end_position: u64) {
+        self.state
+            .store(end_position << 8 | outcome.code(), Ordering::Release);
+    }
+
+    /// The outcome, once the record was handled.
+    pub fn outcome(&self) -> Option<Outcome> {
+        Outcome::from_code(self.state.load(Ordering::Acquire) & 0xff)
+    }
+
+    /// The log position just past the record; meaningful once written.
+    pub fn end_position(&self) -> u64 {
+        self.state.load(Ordering::Acquire) >> 8
+    }
+}
+
+/// A record waiting in the ring.
+struct Entry {
+    record: Vec<u8>,
+    ticket: Arc<Ticket>,
+}
+
+/// Settings every stream log shares.
+#[derive(Clone, Debug)]
+pub struct LogSettings {
+    pub data_dir: PathBuf,
+    pub segment_bytes_max: usize,
+    /// True for `durability = "disk"`: segments leaving the writer are kept
+    /// for the next group commit, and new segments' folders are flushed.
+    pub sync_to_disk: bool,
+    pub clock: Clock,
+}
+
+/// What the writer flag guards.
+struct WriterState {
+    current: Option<SegmentWriter>,
+    /// Bytes written to this stream since the log was opened.
+    position: u64,
+    /// Distinguishes segments created in the same millisecond.
+    nonce: u32,
+}
+
+/// One stream's ring and open segment.
+pub struct StreamLog {
+    pub tenant: String,
+    pub stream_id: String,
+    pub format: PayloadFormat,
+    settings: Arc<LogSettings>,
+    ring: ArrayQueue<Entry>,
+    writer: Mutex<WriterState>,
+    /// Segments that stopped taking records, for the courier thread to seal.
+    seal_queue: Arc<SegQueue<SealJob>>,
+    closed: AtomicBool,
+    /// The log position up to which records are in a segment.
+    written_position: AtomicU64,
+    /// The log position up to which records are on stable storage.
+    durable_position: AtomicU64,
+    /// True while one producer runs a group commit.
+    flushing: AtomicBool,
+    /// Files holding records not yet known to be durable (disk mode only).
+    unsynced: Mutex<Vec<Arc<File>>>,
+}
+
+impl StreamLog {
+    pub fn new(
+        tenant: &str,
+        stream_id: &str,
+        format: PayloadFormat,
+        settings: Arc<LogSettings>,
+        seal_queue: Arc<SegQueue<SealJob>>,
+    ) -> StreamLog {
+        StreamLog {
+            tenant: tenant.to_owned(),
+            stream_id: stream_id.to_owned(),
+            format,
+            settings,
+            ring: ArrayQueue::new(RING_SLOTS),
+            writer: Mutex::new(WriterState {
+                current: None,
+                position: 0,
+                nonce: 0,
+            }),
+            seal_queue,
+            closed: AtomicBool::new(false),
+            written_position: AtomicU64::new(0),
+            durable_position: AtomicU64::new(0),
+            flushing: AtomicBool::new(false),
+            unsynced: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Puts a record into the ring. `Err` gives the record back when the
+    /// ring stays full even after draining it once: the writer is behind.
+    pub fn submit(&self, record: Vec<u8>, ticket: &Arc<Ticket>) -> Result<(), Vec<u8>> {
+        ticket.reset();
+        let mut entry = Entry {
+            record,
+            ticket: Arc::clone(ticket),
+        };
+        for _ in 0..2 {
+            match self.ring.push(entry) {
+                Ok(()) => return Ok(()),
+                Err(back) => entry = back,
+            }
+            self.try_combine();
+        }
+        Err(entry.record)
+    }
+
+    /// Drains the ring into the segment if no other thread is doing so.
+    pub fn try_combine(&self) {
+        let Ok(mut state) = self.writer.try_lock() else {
+            return;
+        };
+        let now_ms = self.settings.clock.now_ms();
+        while let Some(entry) = self.ring.pop() {
+            let outcome = self.write(&mut state, &entry.record, now_ms);
+            self.written_position.store(state.position, Ordering::Release);
+            entry.ticket.complete(outcome, state.position);
+        }
+    }
+
+    fn write(&self, state: &mut WriterState, record: &[u8], now_ms: i64) -> Outcome {
+        if self.closed.load(Ordering::Acquire) {
+            return Outcome::Closed;
+        }
+        let hour = clock::hour_of_ms(now_ms);
+        if state.current.as_ref().is_some_and(|segment| segment.hour != hour) {
+            self.retire(state);
+        }
+        for attempt in 0..2 {
+            if state.current.is_none() {
+                match self.create_segment(state, hour, now_ms) {
+                    Ok(segment) => state.current = Some(segment),
+                    Err(error) if error.raw_os_error() == Some(libc::ENOSPC) => {
+                        return Outcome::NoSpace;
+                    }
+                    Err(_) => return Outcome::Io,
+                }
+            }
+            let segment = state.current.as_mut().expect("a segment was just ensured");
+            match segment.append(record) {
+                Ok(()) => {
+                    state.position += record.len() as u64;
+                    return Outcome::Written;
+                }
+                Err(AppendError::Full) if attempt == 0 && !segment.is_empty() => self.retire(state),
+                Err(AppendError::Full) => return Outcome::TooLarge,
+                Err(AppendError::NoSpace) => return Outcome::NoSpace,
+                Err(AppendError::Io) => return Outcome::Io,
+            }
+        }
+        Outcome::TooLarge
+    }
+
+    fn create_segment(
+        &self,
+        state: &mut WriterState,
+        hour: i64,
+        now_ms: i64,
+    ) -> std::io::Result<SegmentWriter> {
+        let stream_dir = segment::stream_dir(&self.settings.data_dir, &self.tenant, &self.stream_id);
+        let dir = segment::hour_dir(&stream_dir, hour);
+        let fresh_dir = !dir.exists();
+        state.nonce = state.nonce.wrapping_add(1);
+        let name = segment::sealed_name(&self.stream_id, now_ms, state.nonce, self.format);
+        let segment = SegmentWriter::create(
+            &dir,
+            &name,
+            self.format,
+            hour,
+            now_ms,
+            self.settings.segment_bytes_max,
+        )?;
+        if self.settings.sync_to_disk {
+            // The new name must survive a power loss before any record in it
+            // is acknowledged; so must new date and hour folders.
+            writer::sync_dir(&dir)?;
+            if fresh_dir {
+                let date_dir = dir.parent().expect("hour folders have a date folder");
+                writer::sync_dir(date_dir)?;
+                writer::sync_dir(date_dir.parent().expect("date folders have a stream folder"))?;
+            }
+        }
+        Ok(segment)
+    }
+
+    /// Takes the open segment out of the writer and queues it for sealing.
+    fn retire(&self, state: &mut WriterState) {
+        if let Some(segment) = state.current.take() {
+            if self.settings.sync_to_disk {
+                self.unsynced
+                    .lock()
+                    .expect("unsynced list is never poisoned")
+                    .push(Arc::clone(segment.file()));
+            }
+            self.seal_queue.push(segment.finish());
+        }
+    }
+
+    /// Retires the open segment if it is due: its hour has ended, or it is
+    /// older than `seal_after_ms`. Called by the courier thread, which may
+    /// wait for the writer flag; producers never do.
+    pub fn retire_if_due(&self, now_ms: i64, seal_after_ms: i64) {
+        let mut state = self.writer.lock().expect("writer state is never poisoned");
+        let due = state.current.as_ref().is_some_and(|segment| {
+            segment.hour != clock::hour_of_ms(now_ms) || now_ms - segment.created_ms >= seal_after_ms
+        });
+        if due {
+            self.retire(&mut state);
+        }
+    }
+
+    /// Stops taking records and retires the open segment. Records still in
+    /// the ring are written first, so every pending ticket completes.
+    pub fn close(&self) {
+        let mut state = self.writer.lock().expect("writer state is never poisoned");
+        let now_ms = self.settings.clock.now_ms();
+        while let Some(entry) = self.ring.pop() {
+            let outcome = self.write(&mut state, &entry.record, now_ms);
+            self.written_position.store(state.position, Ordering::Release);
+            entry.ticket.complete(outcome, state.position);
+        }
+        self.closed.store(true, Ordering::Release);
+        self.retire(&mut state);
+    }
+
+    /// True once the records up to `position` are on stable storage.
+    pub fn is_durable(&self, position: u64) -> bool {
+        self.durable_position.load(Ordering::Acquire) >= position
+    }
+
+    /// Starts a group commit if none is running: returns the position it
+    /// will make durable and the files to flush, or `None` when another
+    /// producer's flush is under way.
+    pub fn flush_targets(&self) -> Option<(u64, Vec<Arc<File>>)> {
+        if self
+            .flushing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return None;
+        }
+        // Read the target first: every byte below it is then in the open
+        // segment or in a retired one listed in `unsynced`.
+        let target = self.written_position.load(Ordering::Acquire);
+        let mut files = std::mem::take(&mut *self.unsynced.lock().expect("unsynced list is never poisoned"));
+        if let Ok(state) = self.writer.try_lock() {
+            files.extend(state.current.as_ref().map(|segment| Arc::clone(segment.file())));
+        } else {
+            // The writer is busy: flush next time; the target stays valid
+            // because the open segment's file is needed, so give up now.
+            self.unsynced
+                .lock()
+                .expect("unsynced list is never poisoned")
+                .extend(files);
+            self.flushing.store(false, Ordering::Release);
+            return None;
+        }
+        Some((target, files))
+    }
+
+    /// Ends a group commit started by [`StreamLog::flush_targets`].
+    pub fn flush_done(
+        &self,
+        target: u64,
+        result: std::io::Result<()>,
+        files: Vec<Arc<File>>,
+    ) -> std::io::Result<()> {
+        let outcome = match result {
+            Ok(()) => {
+                self.durable_position.fetch_max(target, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(error) => {
+                // After a failed fsync the kernel may have dropped the dirty
+                // pages: retrying and then acknowledging could confirm data
+                // that is gone (the PostgreSQL fsync lesson). The stream is
+                // closed instead; its records are never acknowledged.
+                self.closed.store(true, Ordering::Release);
+                self.unsynced
+                    .lock()
+                    .expect("unsynced list is never poisoned")
+                    .extend(files);
+                Err(error)
+            }
+        };
+        self.flushing.store(false, Ordering::Release);
+        outcome
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Records waiting in the ring, for telemetry.
+    pub fn ring_len(&self) -> usize {
+        self.ring.len()
+    }
+}
+
+/// Every stream's log, created on a stream's first record.
+pub struct StreamLogs {
+    settings: Arc<LogSettings>,
+    seal_queue: Arc<SegQueue<SealJob>>,
+    /// Keyed by (tenant, stream id). Workers keep their own map of the logs
+    /// they use, so this mutex is taken once per stream per worker, not per
+    /// request.
+    logs: Mutex<std::collections::HashMap<(String, String), Arc<StreamLog>>>,
+}
+
+impl StreamLogs {
+    pub fn new(settings: LogSettings) -> StreamLogs {
+        StreamLogs {
+            settings: Arc::new(settings),
+            seal_queue: Arc::new(SegQueue::new()),
+            logs: Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    pub fn settings(&self) -> &LogSettings {
+        &self.settings
+    }
+
+    /// The log of a stream, opened if needed. A log closed after a failed
+    /// flush stays closed (its records are never acknowledged) until restart.
+    pub fn get_or_open(&self, tenant: &str, stream_id: &str, format: PayloadFormat) -> Arc<StreamLog> {
+        let mut logs = self.logs.lock().expect("log registry is never poisoned");
+        let key = (tenant.to_owned(), stream_id.to_owned());
+        if let Some(log) = logs.get(&key) {
+            return Arc::clone(log);
+        }
+        let log = Arc::new(StreamLog::new(
+            tenant,
+            stream_id,
+            format,
+            Arc::clone(&self.settings),
+            Arc::clone(&self.seal_queue),
+        ));
+        logs.insert(key, Arc::clone(&log));
+        log
+    }
+
+    /// Every open log.
+    pub fn all(&self) -> Vec<Arc<StreamLog>> {
+        self.logs
+            .lock()
+            .expect("log registry is never poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Closes and forgets the logs for which `gone` is true.
+    pub fn close_where(&self, mut gone: impl FnMut(&StreamLog) -> bool) {
+        let mut logs = self.logs.lock().expect("log registry is never poisoned");
+        logs.retain(|_, log| {
+            if gone(log) {
+                log.close();
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// The next segment waiting to be sealed.
+    pub fn next_to_seal(&self) -> Option<SealJob> {
+        self.seal_queue.pop()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logs(name: &str, segment_bytes_max: usize) -> (PathBuf, StreamLogs) {
+        let data_dir = std::env::temp_dir().join(format!("sluice-ring-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let logs = StreamLogs::new(LogSettings {
+            data_dir: data_dir.clone(),
+            segment_bytes_max,
+            sync_to_disk: false,
+            clock: Clock::system(),
+        });
+        (data_dir, logs)
+    }
+
+    /// Seals everything retired so far and returns all stored lines.
+    fn seal_and_read(logs: &StreamLogs) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Some(job) = logs.next_to_seal() {
+            if let writer::Sealed::File { path, .. } = writer::seal(job).expect("seal") {
+                let text = std::fs::read_to_string(path).expect("read");
+                lines.extend(text.lines().map(str::to_owned));
+            }
+        }
+        lines
+    }
+
+    #[test]
+    fn concurrent_producers_each_get_their_record_written_once() {
+        let (data_dir, logs) = logs("concurrent", 1 << 20);
+        let logs = Arc::new(logs);
+        let threads: Vec<_> = (0..4)
+            .map(|thread| {
+                let logs = Arc::clone(&logs);
+                std::thread::spawn(move || {
+                    let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+                    let ticket = Arc::new(Ticket::default());
+                    for n in 0..2000 {
+                        let record = format!("{{\"t\":{thread},\"n\":{n}}}\n").into_bytes();
+                        log.submit(record, &ticket).expect("ring has room");
+                        let outcome = loop {
+                            log.try_combine();
+                            if let Some(outcome) = ticket.outcome() {
+                                break outcome;
+                            }
+                            std::hint::spin_loop();
+                        };
+                        assert_eq!(outcome, Outcome::Written);
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("producer");
+        }
+        logs.close_where(|_| true);
+        let mut lines = seal_and_read(&logs);
+        assert_eq!(lines.len(), 8000);
+        lines.sort();
+        lines.dedup();
+        assert_eq!(lines.len(), 8000, "no record twice");
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_full_segment_is_retired_and_the_record_goes_to_the_next() {
+        let (data_dir, logs) = logs("rotate", 3 << 20);
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let ticket = Arc::new(Ticket::default());
+        let record = [b"{\"p\":\"".as_slice(), &[b'x'; 1 << 20], b"\"}\n"].concat();
+        for _ in 0..5 {
+            log.submit(record.clone(), &ticket).expect("room");
+            log.try_combine();
+            assert_eq!(ticket.outcome(), Some(Outcome::Written));
+        }
+        log.close();
+        let mut sealed = 0;
+        while let Some(job) = logs.next_to_seal() {
+            assert!(job.records >= 1 && job.len_bytes <= 3 << 20);
+            sealed += job.records;
+            writer::seal(job).expect("seal");
+        }
+        assert_eq!(sealed, 5);
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_closed_log_refuses_records() {
+        let (data_dir, logs) = logs("closed", 1 << 20);
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        log.close();
+        let ticket = Arc::new(Ticket::default());
+        log.submit(b"{}\n".to_vec(), &ticket).expect("room");
+        log.try_combine();
+        assert_eq!(ticket.outcome(), Some(Outcome::Closed));
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+
+    #[test]
+    fn retire_if_due_seals_old_segments_only() {
+        let (data_dir, logs) = logs("due", 1 << 20);
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let ticket = Arc::new(Ticket::default());
+        log.submit(b"{\"a\":1}\n".to_vec(), &ticket).expect("room");
+        log.try_combine();
+        let now = Clock::system().now_ms();
+        log.retire_if_due(now, 60_000);
+        assert!(logs.next_to_seal().is_none(), "a fresh segment stays open");
+        log.retire_if_due(now + 60_000, 60_000);
+        assert_eq!(seal_and_read(&logs), ["{\"a\":1}"]);
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+}

@@ -1,12 +1,410 @@
-//! One monoio (io_uring) runtime per core, each with its own SO_REUSEPORT
-//! listener; startup, recovery and shutdown.
+//! The appliance process: startup, one monoio (io_uring) runtime per
+//! worker thread, each with its own SO_REUSEPORT listener, and shutdown.
+//!
+//! Startup order matters for the 202 promise and for systemd: take the
+//! data-directory lock, check io_uring, recover open segments, start the
+//! courier thread, bind every listener, and only then report ready.
+//! Shutdown (SIGTERM or SIGINT) stops accepting, lets in-flight requests
+//! finish, ends idle connections, then seals every open segment.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
-use crate::config::ServeFlags;
+use anyhow::{Context, anyhow, bail};
+use monoio::net::{ListenerOpts, TcpListener};
+
+use crate::admin::{self, AdminState, Phase, WorkerStats};
+use crate::clock::Clock;
+use crate::config::{Config, Durability, ServeFlags};
+use crate::control::snapshot::SnapshotCell;
+use crate::control::store::Store;
+use crate::courier::Courier;
+use crate::http::connection::{self, ConnectionState};
+use crate::ingest::Worker;
+use crate::ring::{LogSettings, StreamLogs};
+use crate::segment::recover;
+use crate::telemetry;
+
+/// Submission queue entries per worker ring.
+pub const URING_ENTRIES: u32 = 1024;
+
+/// Pending connections the kernel queues per listener.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// How often a worker looks at the shutdown flag.
+pub const SHUTDOWN_POLL_MS: u64 = 50;
+
+/// How long a worker pauses accepting after running out of descriptors,
+/// so a full descriptor table is not a busy loop.
+pub const ACCEPT_BACKOFF_MS: u64 = 100;
 
 /// Runs the appliance in the foreground until SIGTERM or SIGINT.
 pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
-    let _ = (data_dir, flags);
-    anyhow::bail!("serve is not built yet")
+    let config = Arc::new(Config::load(&flags).map_err(|error| anyhow!(error))?);
+    telemetry::set_level(config.log_level);
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    let _lock = lock_data_dir(data_dir)?;
+    let features = probe_io_uring()?;
+    telemetry::STARTING.emit(&[
+        ("driver", "io_uring".into()),
+        ("features", features.as_str().into()),
+        ("workers", config.workers.into()),
+        ("data_dir", data_dir.to_string_lossy().as_ref().into()),
+        (
+            "durability",
+            if config.durability == Durability::Disk {
+                "disk"
+            } else {
+                "process"
+            }
+            .into(),
+        ),
+    ]);
+    // Signals are handled by this thread alone; threads spawned from now on
+    // inherit the blocked mask.
+    let signals = block_signals();
+
+    let snapshot = Store::open(data_dir)
+        .and_then(|store| store.snapshot())
+        .map_err(|error| anyhow!("control store: {error}"))?;
+    let recovered = recover::recover_all(data_dir).context("recovering open segments")?;
+    telemetry::RECOVERED.emit(&[
+        ("segments", recovered.segments.into()),
+        ("records", recovered.records.into()),
+        ("dropped_bytes", recovered.dropped_bytes.into()),
+    ]);
+
+    let logs = Arc::new(StreamLogs::new(LogSettings {
+        data_dir: data_dir.to_path_buf(),
+        segment_bytes_max: config.segment_bytes_max,
+        sync_to_disk: config.durability == Durability::Disk,
+        clock: Clock::with_offset_ms(config.clock_offset_ms),
+    }));
+    let snapshot_cell = Arc::new(SnapshotCell::new(snapshot));
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let courier_stop = Arc::new(AtomicBool::new(false));
+    let courier = {
+        let courier = Courier {
+            data_dir: data_dir.to_path_buf(),
+            logs: Arc::clone(&logs),
+            snapshot: Arc::clone(&snapshot_cell),
+            seal_after_ms: config.seal_after_ms,
+            stop: Arc::clone(&courier_stop),
+        };
+        std::thread::Builder::new()
+            .name("sluice-courier".into())
+            .spawn(move || courier.run())?
+    };
+
+    let stats: Vec<Arc<WorkerStats>> = (0..config.workers).map(|_| Arc::default()).collect();
+    let admin = Arc::new(AdminState {
+        phase: AtomicU8::new(Phase::Starting as u8),
+        workers: stats.clone(),
+        logs: Arc::clone(&logs),
+    });
+    let admin_listener = std::net::TcpListener::bind(config.admin_listen)
+        .with_context(|| format!("cannot listen on {} (admin)", config.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    {
+        let admin = Arc::clone(&admin);
+        std::thread::Builder::new()
+            .name("sluice-admin".into())
+            .spawn(move || admin::serve(admin_listener, admin))?;
+    }
+    let shared = Shared {
+        config: Arc::clone(&config),
+        snapshot_cell,
+        logs,
+        shutting_down: Arc::clone(&shutting_down),
+        stats,
+    };
+    let (workers, addr) = match start_workers(&shared) {
+        Ok(started) => started,
+        Err(error) => {
+            shutting_down.store(true, Ordering::Release);
+            courier_stop.store(true, Ordering::Release);
+            let _ = courier.join();
+            return Err(error);
+        }
+    };
+    telemetry::LISTENING.emit(&[
+        ("addr", addr.to_string().as_str().into()),
+        ("admin_addr", admin_addr.to_string().as_str().into()),
+    ]);
+    admin.set_phase(Phase::Ready);
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("serving"),
+    ]);
+    telemetry::READY.emit(&[]);
+
+    wait_for_stop(&signals, &flags);
+
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    admin.set_phase(Phase::Draining);
+    telemetry::DRAINING.emit(&[]);
+    shutting_down.store(true, Ordering::Release);
+    for worker in workers {
+        let _ = worker.join();
+    }
+    courier_stop.store(true, Ordering::Release);
+    courier
+        .join()
+        .map_err(|_| anyhow!("the courier thread panicked"))?;
+    telemetry::STOPPED.emit(&[]);
+    Ok(())
+}
+
+/// What every worker thread shares.
+#[derive(Clone)]
+struct Shared {
+    config: Arc<Config>,
+    snapshot_cell: Arc<SnapshotCell>,
+    logs: Arc<StreamLogs>,
+    shutting_down: Arc<AtomicBool>,
+    stats: Vec<Arc<WorkerStats>>,
+}
+
+/// Starts worker 0 on the configured address, then the others on the
+/// address it got (which differs when port 0 was asked for).
+fn start_workers(shared: &Shared) -> anyhow::Result<(Vec<std::thread::JoinHandle<()>>, SocketAddr)> {
+    let mut handles: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut addr = shared.config.listen;
+    for index in 0..shared.config.workers {
+        let (bound_tx, bound_rx) = mpsc::channel();
+        let shared = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("sluice-worker-{index}"))
+            .spawn(move || worker_thread(index, addr, shared, bound_tx))?;
+        match bound_rx.recv() {
+            Ok(Ok(bound)) => addr = bound,
+            Ok(Err(error)) => {
+                let _ = handle.join();
+                for handle in handles {
+                    let _ = handle.join();
+                }
+                bail!("cannot listen on {addr}: {error}");
+            }
+            Err(_) => bail!("worker {index} stopped before binding"),
+        }
+        handles.push(handle);
+    }
+    Ok((handles, addr))
+}
+
+fn worker_thread(
+    index: usize,
+    addr: SocketAddr,
+    shared: Shared,
+    bound_tx: mpsc::Sender<std::io::Result<SocketAddr>>,
+) {
+    let runtime = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .with_entries(URING_ENTRIES)
+        .enable_timer()
+        .build();
+    let mut runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = bound_tx.send(Err(error));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let opts = ListenerOpts::new().reuse_port(true).backlog(LISTEN_BACKLOG);
+        let listener = match TcpListener::bind_with_config(addr, &opts) {
+            Ok(listener) => listener,
+            Err(error) => {
+                let _ = bound_tx.send(Err(error));
+                return;
+            }
+        };
+        let _ = bound_tx.send(listener.local_addr());
+        let worker = Rc::new(Worker::new(
+            index,
+            Arc::clone(&shared.config),
+            Arc::clone(&shared.snapshot_cell),
+            Arc::clone(&shared.logs),
+            Arc::clone(&shared.shutting_down),
+            Arc::clone(&shared.stats[index]),
+        ));
+        serve(listener, worker).await;
+    });
+}
+
+/// Accepts until shutdown, then waits for connections to drain.
+async fn serve(listener: TcpListener, worker: Rc<Worker>) {
+    let connections: Rc<RefCell<HashMap<u64, Rc<ConnectionState>>>> = Rc::default();
+    monoio::spawn(watch_shutdown(
+        Rc::clone(&worker),
+        Rc::clone(&connections),
+        listener.as_raw_fd(),
+    ));
+    let mut next_id = 0u64;
+    while !worker.is_shutting_down() {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                if worker.is_shutting_down() {
+                    break;
+                }
+                telemetry::ACCEPT_FAILED.emit(&[("error", error.to_string().as_str().into())]);
+                monoio::time::sleep(Duration::from_millis(ACCEPT_BACKOFF_MS)).await;
+                continue;
+            }
+        };
+        if worker.is_shutting_down() {
+            break;
+        }
+        if worker.connections.get() >= worker.config.connections_per_worker_max {
+            monoio::spawn(connection::refuse(stream, Rc::clone(&worker)));
+            continue;
+        }
+        next_id += 1;
+        let id = next_id;
+        let state = Rc::new(ConnectionState {
+            fd: connection::raw_fd(&stream),
+            idle: std::cell::Cell::new(true),
+        });
+        connections.borrow_mut().insert(id, Rc::clone(&state));
+        worker.connections.set(worker.connections.get() + 1);
+        let worker = Rc::clone(&worker);
+        let connections = Rc::clone(&connections);
+        monoio::spawn(async move {
+            connection::serve(stream, Rc::clone(&worker), state).await;
+            connections.borrow_mut().remove(&id);
+            worker.connections.set(worker.connections.get() - 1);
+        });
+    }
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_millis(worker.config.drain_timeout_ms);
+    while worker.connections.get() > 0 && Instant::now() < deadline {
+        for state in connections.borrow().values() {
+            connection::shut_down_idle(state);
+        }
+        monoio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Wakes the accept loop and idle connections once shutdown begins.
+async fn watch_shutdown(
+    worker: Rc<Worker>,
+    connections: Rc<RefCell<HashMap<u64, Rc<ConnectionState>>>>,
+    listener_fd: std::os::fd::RawFd,
+) {
+    while !worker.is_shutting_down() {
+        monoio::time::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
+    }
+    // SAFETY: plain system call; the listener outlives this call (the
+    // accept loop only drops it after seeing the flag that is set now).
+    // shutdown() on a listening socket makes a pending accept fail.
+    unsafe {
+        libc::shutdown(listener_fd, libc::SHUT_RDWR);
+    }
+    for state in connections.borrow().values() {
+        connection::shut_down_idle(state);
+    }
+}
+
+/// Holds an exclusive lock on `<data-dir>/sluice.lock` for as long as the
+/// returned file lives: a second `serve` on the same data refuses to start.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
+    let path = data_dir.join("sluice.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: plain system call on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        bail!(
+            "another sluice serve is already running on {} (lock {} is held)",
+            data_dir.display(),
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
+/// Checks that io_uring can be used and names the features the kernel
+/// offers. No silent fallback: without io_uring sluice does not start.
+fn probe_io_uring() -> anyhow::Result<String> {
+    let ring = io_uring::IoUring::new(8).map_err(|error| {
+        anyhow!(
+            "io_uring is unavailable ({error}); sluice needs it: check kernel.io_uring_disabled, seccomp filters and RLIMIT_MEMLOCK"
+        )
+    })?;
+    let params = ring.params();
+    let mut features = Vec::new();
+    for (name, present) in [
+        ("single_mmap", params.is_feature_single_mmap()),
+        ("nodrop", params.is_feature_nodrop()),
+        ("submit_stable", params.is_feature_submit_stable()),
+        ("rw_cur_pos", params.is_feature_rw_cur_pos()),
+        ("fast_poll", params.is_feature_fast_poll()),
+        ("poll_32bits", params.is_feature_poll_32bits()),
+        ("ext_arg", params.is_feature_ext_arg()),
+        ("native_workers", params.is_feature_native_workers()),
+    ] {
+        if present {
+            features.push(name);
+        }
+    }
+    Ok(features.join(","))
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and the threads it
+/// spawns), so that [`wait_for_stop`] can take them with `sigwait`.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data that sigemptyset initialises; the calls
+    // only touch this thread's signal mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for SIGTERM or SIGINT; SIGHUP reloads what can be reloaded.
+fn wait_for_stop(signals: &libc::sigset_t, flags: &ServeFlags) {
+    loop {
+        let mut signal = 0;
+        // SAFETY: `signals` was initialised by block_signals.
+        let rc = unsafe { libc::sigwait(signals, &mut signal) };
+        if rc != 0 {
+            continue;
+        }
+        match signal {
+            libc::SIGHUP => reload(flags),
+            _ => return,
+        }
+    }
+}
+
+/// SIGHUP: reads the configuration again; an invalid file keeps the old
+/// one. Only the log level takes effect without a restart so far.
+fn reload(flags: &ServeFlags) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+    match Config::reload(flags) {
+        Ok(config) => {
+            telemetry::set_level(config.log_level);
+            telemetry::RELOAD.emit(&[]);
+        }
+        Err(error) => telemetry::RELOAD_FAILED.emit(&[("error", error.as_str().into())]),
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
 }

@@ -1,4 +1,5 @@
 //! (work in progress)
-pub mod store;
+pub mod ids;
 pub mod snapshot;
+pub mod store;
 pub use snapshot::Snapshot;

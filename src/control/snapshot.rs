@@ -108,7 +108,10 @@ impl SnapshotCell {
     }
 
     pub fn load(&self) -> Arc<Snapshot> {
-        self.current.lock().expect("snapshot mutex is never poisoned").clone()
+        self.current
+            .lock()
+            .expect("snapshot mutex is never poisoned")
+            .clone()
     }
 
     /// Refreshes `held` if a newer snapshot was published. One atomic load

@@ -1,1 +1,362 @@
-//! (work in progress)
+//! The connection loop: the one place that owns control flow for a client.
+//!
+//! It reads a head, asks [`Worker::admit`] what the head alone decides,
+//! reads the body (Content-Length or chunked) only for admitted requests,
+//! asks [`Worker::store`] to convert and store it, and answers. Pipelined
+//! requests are answered in order, and their answers written in one go when
+//! the loop would otherwise wait for input. A malformed request is answered
+//! once and the connection closed; nothing here is shared with another
+//! connection, so a bad client affects only itself.
+//!
+//! Reads are never cancelled while a connection is kept: a cancelled
+//! io_uring read can lose bytes that had already arrived. Deadlines that
+//! cancel a read (head, body, idle) always close the connection, and
+//! shutdown ends idle connections with `shutdown(2)` instead.
+
+use std::cell::Cell;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::body::ChunkedDecoder;
+use super::request::{self, BodyFraming, Expect, HeadStatus};
+use super::response::{self, ErrorExtra};
+use crate::ingest::{Admitted, Reject, Worker};
+use crate::limits::HEADERS_COUNT_MAX;
+use crate::ring::Ticket;
+
+/// How many bytes a read asks for at least. Bodies larger than this are
+/// read straight into their place in the input buffer.
+pub const READ_BYTES_MIN: usize = 16 * 1024;
+
+/// What the shutdown watcher needs to know about a connection.
+pub struct ConnectionState {
+    pub fd: RawFd,
+    /// True while the connection waits for (or reads) a request head: no
+    /// request of it is in flight, so shutdown may end it.
+    pub idle: Cell<bool>,
+}
+
+/// Serves one client until it leaves, errs, or the appliance shuts down.
+pub async fn serve(stream: TcpStream, worker: Rc<Worker>, state: Rc<ConnectionState>) {
+    let _ = stream.set_nodelay(true);
+    let mut connection = Connection {
+        stream,
+        input: Vec::with_capacity(READ_BYTES_MIN),
+        output: Vec::with_capacity(512),
+        chunked: Vec::new(),
+        ticket: Arc::new(Ticket::default()),
+        state,
+    };
+    let _ = connection.run(&worker).await;
+}
+
+/// Answers one client that arrived while the worker is at its connection
+/// cap, then closes.
+pub async fn refuse(mut stream: TcpStream, worker: Rc<Worker>) {
+    let mut output = Vec::with_capacity(256);
+    write_reject(&worker, &mut output, Reject::WriterBehind, false);
+    let _ = stream.write_all(output).await;
+}
+
+fn write_reject(worker: &Worker, output: &mut Vec<u8>, reject: Reject, keep_alive: bool) {
+    worker.stats.count_response(reject.status());
+    let extra = ErrorExtra {
+        retry_after_seconds: reject.retry_after_seconds(),
+        allow_post: reject == Reject::MethodNotAllowed,
+    };
+    response::write_error(
+        output,
+        reject.status(),
+        reject.kind(),
+        reject.message(),
+        keep_alive,
+        extra,
+    );
+}
+
+/// What a parsed head left behind once its borrow of the input ended.
+struct Head {
+    decision: Result<Admitted, Reject>,
+    head_len: usize,
+    framing: BodyFraming,
+    keep_alive: bool,
+    expect: Expect,
+}
+
+/// How a read ended.
+enum Read {
+    Bytes,
+    Closed,
+    TimedOut,
+}
+
+struct Connection {
+    stream: TcpStream,
+    /// Bytes received and not yet consumed; a Content-Length body is read
+    /// into place here and converted where it lies.
+    input: Vec<u8>,
+    /// Answers not yet written.
+    output: Vec<u8>,
+    /// A chunked body, decoded.
+    chunked: Vec<u8>,
+    /// Where this connection's record learns its fate; reused.
+    ticket: Arc<Ticket>,
+    state: Rc<ConnectionState>,
+}
+
+impl Connection {
+    async fn run(&mut self, worker: &Worker) -> io::Result<()> {
+        loop {
+            let Some(head) = self.read_head(worker).await? else {
+                return self.flush().await;
+            };
+            self.state.idle.set(false);
+            let keep_alive = match head.decision {
+                Err(reject) => self.answer_unread(worker, &head, reject).await?,
+                Ok(ref admitted) => self.answer_admitted(worker, &head, admitted).await?,
+            };
+            if !keep_alive {
+                return self.flush().await;
+            }
+            self.state.idle.set(true);
+        }
+    }
+
+    /// Reads until `input` holds a complete head and decides on it. `None`
+    /// means the connection is done (closed, timed out, or malformed and
+    /// already answered).
+    async fn read_head(&mut self, worker: &Worker) -> io::Result<Option<Head>> {
+        let mut deadline = None;
+        loop {
+            if !self.input.is_empty() {
+                let mut headers = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
+                match request::parse_head(&self.input, &mut headers) {
+                    Ok(HeadStatus::Complete { head, head_len }) => {
+                        return Ok(Some(Head {
+                            decision: worker.admit(&head),
+                            head_len,
+                            framing: head.framing,
+                            keep_alive: head.keep_alive && !worker.is_shutting_down(),
+                            expect: head.expect,
+                        }));
+                    }
+                    Ok(HeadStatus::Partial) => {}
+                    Err(error) => {
+                        write_reject(worker, &mut self.output, Reject::Head(error), false);
+                        return Ok(None);
+                    }
+                }
+            }
+            // About to wait for the client: send what pipelined requests
+            // are owed first.
+            self.flush().await?;
+            if self.input.is_empty() && worker.is_shutting_down() {
+                return Ok(None);
+            }
+            let timeout = if self.input.is_empty() {
+                Duration::from_millis(worker.config.idle_timeout_ms)
+            } else {
+                let deadline = *deadline.get_or_insert_with(|| {
+                    Instant::now() + Duration::from_millis(worker.config.head_timeout_ms)
+                });
+                deadline.saturating_duration_since(Instant::now())
+            };
+            match self.read_more(timeout).await? {
+                Read::Bytes => {}
+                Read::Closed | Read::TimedOut => return Ok(None),
+            }
+        }
+    }
+
+    /// Answers a request rejected on its head. Returns whether the
+    /// connection is kept: only if the body can be skipped safely.
+    async fn answer_unread(&mut self, worker: &Worker, head: &Head, reject: Reject) -> io::Result<bool> {
+        let skip = match head.framing {
+            BodyFraming::None => Some(0),
+            BodyFraming::Length(length) if length <= worker.config.body_bytes_max as u64 => {
+                Some(length as usize)
+            }
+            _ => None,
+        };
+        let keep_alive = head.keep_alive && !reject.closes_connection() && head.expect != Expect::Continue;
+        let Some(skip) = skip.filter(|_| keep_alive) else {
+            write_reject(worker, &mut self.output, reject, false);
+            return Ok(false);
+        };
+        if !self.fill_to(worker, head.head_len + skip).await? {
+            return Ok(false);
+        }
+        write_reject(worker, &mut self.output, reject, true);
+        self.input.drain(..head.head_len + skip);
+        Ok(true)
+    }
+
+    /// Reads, stores and answers an admitted request.
+    async fn answer_admitted(
+        &mut self,
+        worker: &Worker,
+        head: &Head,
+        admitted: &Admitted,
+    ) -> io::Result<bool> {
+        if head.expect == Expect::Continue {
+            response::write_continue(&mut self.output);
+            self.flush().await?;
+        }
+        let (result, consumed) = match head.framing {
+            BodyFraming::None | BodyFraming::Length(_) => {
+                let length = match head.framing {
+                    BodyFraming::Length(length) => length as usize,
+                    _ => 0,
+                };
+                let end = head.head_len + length;
+                if !self.fill_to(worker, end).await? {
+                    return Ok(false);
+                }
+                let body = &mut self.input[head.head_len..end];
+                (worker.store(admitted, body, &self.ticket).await, end)
+            }
+            BodyFraming::Chunked => match self.read_chunked(worker, head.head_len).await? {
+                Err(reject) => {
+                    write_reject(worker, &mut self.output, reject, false);
+                    return Ok(false);
+                }
+                Ok(consumed) => {
+                    let mut body = std::mem::take(&mut self.chunked);
+                    let result = worker.store(admitted, &mut body, &self.ticket).await;
+                    body.clear();
+                    self.chunked = body;
+                    (result, consumed)
+                }
+            },
+        };
+        self.input.drain(..consumed);
+        let keep_alive = head.keep_alive && !worker.is_shutting_down();
+        match result {
+            Ok(()) => {
+                worker.count_accepted(consumed - head.head_len);
+                response::write_accepted(&mut self.output, keep_alive);
+                Ok(keep_alive)
+            }
+            Err(reject) => {
+                let keep_alive = keep_alive && !reject.closes_connection();
+                write_reject(worker, &mut self.output, reject, keep_alive);
+                Ok(keep_alive)
+            }
+        }
+    }
+
+    /// Decodes a chunked body that starts at `start` into `self.chunked`;
+    /// returns how many input bytes it took, head included.
+    async fn read_chunked(&mut self, worker: &Worker, start: usize) -> io::Result<Result<usize, Reject>> {
+        let deadline = Instant::now() + Duration::from_millis(worker.config.body_timeout_ms);
+        let mut decoder = ChunkedDecoder::new();
+        let mut position = start;
+        self.chunked.clear();
+        loop {
+            match decoder.decode(
+                &self.input[position..],
+                &mut self.chunked,
+                worker.config.body_bytes_max,
+            ) {
+                Ok(progress) => {
+                    position += progress.consumed;
+                    if progress.done {
+                        return Ok(Ok(position));
+                    }
+                }
+                Err(error) => {
+                    return Ok(Err(if error.status() == 413 {
+                        Reject::PayloadTooLarge
+                    } else {
+                        Reject::BadChunk
+                    }));
+                }
+            }
+            // Keep the input from growing with decoded chunks.
+            self.input.drain(start..position);
+            position = start;
+            match self
+                .read_more(deadline.saturating_duration_since(Instant::now()))
+                .await?
+            {
+                Read::Bytes => {}
+                Read::Closed | Read::TimedOut => return Err(io::ErrorKind::UnexpectedEof.into()),
+            }
+        }
+    }
+
+    /// Reads until `input` holds at least `len` bytes. `false` if the
+    /// client left or was too slow.
+    async fn fill_to(&mut self, worker: &Worker, len: usize) -> io::Result<bool> {
+        if self.input.len() >= len {
+            return Ok(true);
+        }
+        self.input.reserve(len - self.input.len());
+        let deadline = Instant::now() + Duration::from_millis(worker.config.body_timeout_ms);
+        while self.input.len() < len {
+            match self
+                .read_more(deadline.saturating_duration_since(Instant::now()))
+                .await?
+            {
+                Read::Bytes => {}
+                Read::Closed | Read::TimedOut => return Ok(false),
+            }
+        }
+        Ok(true)
+    }
+
+    /// One read into the spare capacity of `input`.
+    async fn read_more(&mut self, timeout: Duration) -> io::Result<Read> {
+        if self.input.capacity() - self.input.len() < READ_BYTES_MIN / 4 {
+            self.input.reserve(READ_BYTES_MIN);
+        }
+        let input = std::mem::take(&mut self.input);
+        let start = input.len();
+        let end = input.capacity();
+        match monoio::time::timeout(timeout, self.stream.read(input.slice_mut(start..end))).await {
+            Ok((result, slice)) => {
+                self.input = slice.into_inner();
+                match result? {
+                    0 => Ok(Read::Closed),
+                    _ => Ok(Read::Bytes),
+                }
+            }
+            // The buffer went with the cancelled read; the caller closes.
+            Err(_) => Ok(Read::TimedOut),
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        if self.output.is_empty() {
+            return Ok(());
+        }
+        let output = std::mem::take(&mut self.output);
+        let (result, mut output) = self.stream.write_all(output).await;
+        output.clear();
+        self.output = output;
+        result.map(|_| ())
+    }
+}
+
+/// Ends an idle connection's wait for input, for shutdown.
+pub fn shut_down_idle(state: &ConnectionState) {
+    if state.idle.get() {
+        // SAFETY: plain system call; the descriptor stays open (the
+        // connection task owns and closes it), only its reading side ends.
+        unsafe {
+            libc::shutdown(state.fd, libc::SHUT_RD);
+        }
+    }
+}
+
+/// The raw descriptor of a stream, for [`ConnectionState`].
+pub fn raw_fd(stream: &TcpStream) -> RawFd {
+    stream.as_raw_fd()
+}

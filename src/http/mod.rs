@@ -1,5 +1,5 @@
 //! (work in progress)
-pub mod request;
 pub mod body;
-pub mod response;
 pub mod connection;
+pub mod request;
+pub mod response;

@@ -1,0 +1,192 @@
+//! The admin listener: `/healthz`, `/readyz` and `/metrics` (Prometheus
+//! text format) on its own address, away from ingest traffic.
+//!
+//! Admin traffic is a scrape every few seconds, so it runs on one plain
+//! thread with blocking sockets; it shares nothing with the workers but
+//! atomic counters.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::http::response::{self, ErrorExtra};
+use crate::limits::HEADERS_COUNT_MAX;
+use crate::ring::StreamLogs;
+use crate::telemetry;
+
+/// How long an admin client may take to send its request.
+pub const ADMIN_READ_TIMEOUT_MS: u64 = 2_000;
+
+/// The largest admin request head read.
+pub const ADMIN_HEAD_BYTES_MAX: usize = 8 * 1024;
+
+/// Where the appliance is in its life, for `/readyz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    Starting = 0,
+    Ready = 1,
+    Draining = 2,
+}
+
+/// Status codes counted per worker; anything else is counted as `other`.
+pub const COUNTED_STATUSES: [u16; 15] = [
+    202, 400, 401, 404, 405, 413, 414, 415, 417, 429, 431, 500, 503, 504, 100,
+];
+
+/// One worker's counters, written only by that worker.
+#[derive(Default)]
+pub struct WorkerStats {
+    pub responses: [AtomicU64; COUNTED_STATUSES.len() + 1],
+    pub body_bytes: AtomicU64,
+    pub records: AtomicU64,
+}
+
+impl WorkerStats {
+    pub fn count_response(&self, status: u16) {
+        let slot = COUNTED_STATUSES
+            .iter()
+            .position(|&s| s == status)
+            .unwrap_or(COUNTED_STATUSES.len());
+        self.responses[slot].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the admin thread reads.
+pub struct AdminState {
+    pub phase: AtomicU8,
+    pub workers: Vec<Arc<WorkerStats>>,
+    pub logs: Arc<StreamLogs>,
+}
+
+impl AdminState {
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            1 => Phase::Ready,
+            2 => Phase::Draining,
+            _ => Phase::Starting,
+        }
+    }
+}
+
+/// Serves admin requests until the process exits.
+pub fn serve(listener: TcpListener, state: Arc<AdminState>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let _ = answer(stream, &state);
+    }
+}
+
+fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(ADMIN_READ_TIMEOUT_MS)))?;
+    let mut head = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let path = loop {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        head.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
+        let mut request = httparse::Request::new(&mut headers);
+        match request.parse(&head) {
+            Ok(httparse::Status::Complete(_)) => break request.path.unwrap_or("/").to_owned(),
+            Ok(httparse::Status::Partial) if head.len() < ADMIN_HEAD_BYTES_MAX => continue,
+            _ => return Ok(()),
+        }
+    };
+    let mut out = Vec::with_capacity(4096);
+    match path.as_str() {
+        "/healthz" => response::write_simple(&mut out, 200, "text/plain", b"alive\n", false),
+        "/readyz" => match state.phase() {
+            Phase::Ready => response::write_simple(&mut out, 200, "text/plain", b"ready\n", false),
+            Phase::Starting => not_ready(&mut out, "The appliance is still starting (recovery or binding)."),
+            Phase::Draining => not_ready(&mut out, "The appliance is draining for shutdown."),
+        },
+        "/metrics" => {
+            let body = render_metrics(state);
+            response::write_simple(&mut out, 200, "text/plain; version=0.0.4", body.as_bytes(), false)
+        }
+        _ => response::write_error(
+            &mut out,
+            404,
+            "unknown-path",
+            "The admin listener serves /healthz, /readyz and /metrics.",
+            false,
+            ErrorExtra::default(),
+        ),
+    }
+    stream.write_all(&out)
+}
+
+fn not_ready(out: &mut Vec<u8>, message: &str) {
+    let extra = ErrorExtra {
+        retry_after_seconds: Some(1),
+        ..ErrorExtra::default()
+    };
+    response::write_error(out, 503, "not-ready", message, false, extra);
+}
+
+fn render_metrics(state: &AdminState) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    out.push_str("# HELP sluice_responses_total Ingest responses by status code.\n");
+    out.push_str("# TYPE sluice_responses_total counter\n");
+    for (slot, status) in COUNTED_STATUSES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["other".to_owned()])
+        .enumerate()
+    {
+        let total: u64 = state
+            .workers
+            .iter()
+            .map(|w| w.responses[slot].load(Ordering::Relaxed))
+            .sum();
+        let _ = writeln!(out, "sluice_responses_total{{code=\"{status}\"}} {total}");
+    }
+    let bytes: u64 = state
+        .workers
+        .iter()
+        .map(|w| w.body_bytes.load(Ordering::Relaxed))
+        .sum();
+    let records: u64 = state
+        .workers
+        .iter()
+        .map(|w| w.records.load(Ordering::Relaxed))
+        .sum();
+    out.push_str("# HELP sluice_body_bytes_total Bytes of accepted request bodies.\n");
+    out.push_str("# TYPE sluice_body_bytes_total counter\n");
+    let _ = writeln!(out, "sluice_body_bytes_total {bytes}");
+    out.push_str("# HELP sluice_records_total Records stored.\n");
+    out.push_str("# TYPE sluice_records_total counter\n");
+    let _ = writeln!(out, "sluice_records_total {records}");
+    out.push_str("# HELP sluice_ring_records Records waiting in a stream's ring.\n");
+    out.push_str("# TYPE sluice_ring_records gauge\n");
+    for log in state.logs.all() {
+        let _ = writeln!(
+            out,
+            "sluice_ring_records{{tenant=\"{}\",stream=\"{}\"}} {}",
+            log.tenant,
+            log.stream_id,
+            log.ring_len()
+        );
+    }
+    out.push_str("# HELP sluice_events_total Named events.\n");
+    out.push_str("# TYPE sluice_events_total counter\n");
+    for event in telemetry::ALL_EVENTS {
+        let _ = writeln!(
+            out,
+            "sluice_events_total{{event=\"{}\"}} {}",
+            event.name,
+            event.count()
+        );
+    }
+    out
+}

@@ -1,0 +1,309 @@
+//! The open segment: a preallocated file, mapped into memory, that records
+//! are copied into; and sealing, which makes it an immutable stored file.
+//!
+//! Why a shared mapping: once a record's bytes are copied into a
+//! `MAP_SHARED` mapping they are in the kernel's page cache, so they survive
+//! the process being killed at any instant after the copy (SPEC §3's default
+//! promise) without a system call per record. Flushing to stable storage
+//! (`durability = "disk"`) is a separate, grouped `fdatasync` of the file.
+//!
+//! Why preallocation: writing to a mapped page that the file system cannot
+//! back raises SIGBUS. Space is reserved with `posix_fallocate` before any
+//! byte of it is written, so a full disk surfaces as [`AppendError::NoSpace`]
+//! (a 503) and never as a signal.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::{MmapMut, MmapOptions};
+
+use super::format;
+use crate::control::snapshot::PayloadFormat;
+
+/// How much file space is reserved at a time as a segment grows. Larger
+/// steps mean fewer `fallocate` calls; smaller ones waste less disk on a
+/// segment sealed early.
+pub const GROW_STEP_BYTES: usize = 1 << 20;
+
+/// Why a record could not be appended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppendError {
+    /// The segment has no room left under its size limit: seal it and
+    /// start another.
+    Full,
+    /// The file system could not reserve space for the record.
+    NoSpace,
+    /// Reserving space failed for another reason.
+    Io,
+}
+
+/// An open segment. Owned by exactly one writer at a time (the combiner of
+/// its stream's ring), so appends need no synchronisation of their own.
+pub struct SegmentWriter {
+    /// The file, shared with group-commit flushes that may outlive a seal.
+    file: Arc<File>,
+    /// The writable mapping of the whole size limit; only the first
+    /// `allocated_bytes` are backed by reserved file space.
+    map: MmapMut,
+    /// Bytes of file space reserved so far; never more than `map.len()`.
+    allocated_bytes: usize,
+    /// Bytes of complete records; the file's length once sealed.
+    len_bytes: usize,
+    records: u64,
+    format: PayloadFormat,
+    /// The UTC hour (hours since the epoch) this segment holds records of.
+    pub hour: i64,
+    /// When the segment was created, for `seal_after`.
+    pub created_ms: i64,
+    open_path: PathBuf,
+    sealed_path: PathBuf,
+}
+
+impl SegmentWriter {
+    /// Creates `<dir>/<sealed_name>.open`, reserves its first extent and maps
+    /// `bytes_max` bytes of it. Creates `dir` if needed.
+    pub fn create(
+        dir: &Path,
+        sealed_name: &str,
+        format: PayloadFormat,
+        hour: i64,
+        created_ms: i64,
+        bytes_max: usize,
+    ) -> io::Result<SegmentWriter> {
+        std::fs::create_dir_all(dir)?;
+        let sealed_path = dir.join(sealed_name);
+        let open_path = dir.join(format!("{sealed_name}.{}", super::OPEN_SUFFIX));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o640)
+            .open(&open_path)?;
+        // SAFETY: the file was just created with O_EXCL inside the data
+        // directory, which only this process writes while it holds the
+        // data-directory lock, so no one else truncates or writes it while the
+        // mapping lives. The mapping may be longer than the file: we never
+        // touch a byte at or past `allocated_bytes`, which is within the file.
+        let map = unsafe { MmapOptions::new().len(bytes_max).map_mut(&file)? };
+        let mut writer = SegmentWriter {
+            file: Arc::new(file),
+            map,
+            allocated_bytes: 0,
+            len_bytes: 0,
+            records: 0,
+            format,
+            hour,
+            created_ms,
+            open_path,
+            sealed_path,
+        };
+        if let Err(error) = writer.reserve(GROW_STEP_BYTES.min(bytes_max)) {
+            let _ = std::fs::remove_file(&writer.open_path);
+            return Err(error);
+        }
+        Ok(writer)
+    }
+
+    /// Copies one complete record into the segment.
+    pub fn append(&mut self, record: &[u8]) -> Result<(), AppendError> {
+        debug_assert!(
+            format::is_framed(self.format, record),
+            "records are framed before append"
+        );
+        let end = self.len_bytes + record.len();
+        if end > self.map.len() {
+            return Err(AppendError::Full);
+        }
+        if end > self.allocated_bytes {
+            let target = end.next_multiple_of(GROW_STEP_BYTES).min(self.map.len());
+            self.reserve(target).map_err(|error| match error.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => AppendError::NoSpace,
+                _ => AppendError::Io,
+            })?;
+        }
+        assert!(end <= self.allocated_bytes, "writes stay within reserved space");
+        self.map[self.len_bytes..end].copy_from_slice(record);
+        self.len_bytes = end;
+        self.records += 1;
+        Ok(())
+    }
+
+    /// Reserves file space up to `target_bytes` (from the current end).
+    fn reserve(&mut self, target_bytes: usize) -> io::Result<()> {
+        assert!(target_bytes <= self.map.len());
+        if target_bytes <= self.allocated_bytes {
+            return Ok(());
+        }
+        let offset = self.allocated_bytes as libc::off_t;
+        let len = (target_bytes - self.allocated_bytes) as libc::off_t;
+        // SAFETY: plain system call on a file descriptor we own.
+        let rc = unsafe { libc::posix_fallocate(self.file.as_raw_fd(), offset, len) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        self.allocated_bytes = target_bytes;
+        Ok(())
+    }
+
+    pub fn len_bytes(&self) -> usize {
+        self.len_bytes
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// The file, for a group-commit flush.
+    pub fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    /// Stops writing: unmaps the segment and returns what sealing needs.
+    pub fn finish(self) -> SealJob {
+        SealJob {
+            file: self.file,
+            len_bytes: self.len_bytes as u64,
+            records: self.records,
+            open_path: self.open_path,
+            sealed_path: self.sealed_path,
+        }
+    }
+}
+
+/// A segment that takes no more records and waits to be sealed.
+pub struct SealJob {
+    pub file: Arc<File>,
+    pub len_bytes: u64,
+    pub records: u64,
+    pub open_path: PathBuf,
+    pub sealed_path: PathBuf,
+}
+
+/// What a seal did, for telemetry.
+#[derive(Debug)]
+pub enum Sealed {
+    /// The segment held records and is now a stored file.
+    File {
+        path: PathBuf,
+        len_bytes: u64,
+        records: u64,
+    },
+    /// The segment held no record and was removed.
+    Empty,
+}
+
+/// Seals a segment: cuts the file to its records, flushes data and length,
+/// renames `.open` away and flushes the folder, in that order, so that after
+/// a crash at any point either the `.open` file (recovered on start) or the
+/// complete sealed file exists.
+pub fn seal(job: SealJob) -> io::Result<Sealed> {
+    if job.records == 0 {
+        std::fs::remove_file(&job.open_path)?;
+        return Ok(Sealed::Empty);
+    }
+    job.file.set_len(job.len_bytes)?;
+    job.file.sync_all()?;
+    std::fs::rename(&job.open_path, &job.sealed_path)?;
+    sync_dir(job.sealed_path.parent().expect("segments live in a folder"))?;
+    Ok(Sealed::File {
+        path: job.sealed_path,
+        len_bytes: job.len_bytes,
+        records: job.records,
+    })
+}
+
+/// Flushes a folder, so that names created or renamed in it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("sluice-writer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn append_then_seal_leaves_exactly_the_records() {
+        let dir = temp_dir("seal");
+        let mut writer =
+            SegmentWriter::create(&dir, "s.ndjson", PayloadFormat::Json, 0, 0, 4 << 20).expect("create");
+        assert!(dir.join("s.ndjson.open").exists());
+        writer.append(b"{\"a\":1}\n").expect("append");
+        writer.append(b"{\"b\":2}\n").expect("append");
+        let sealed = seal(writer.finish()).expect("seal");
+        assert!(matches!(
+            sealed,
+            Sealed::File {
+                records: 2,
+                len_bytes: 16,
+                ..
+            }
+        ));
+        assert_eq!(
+            std::fs::read(dir.join("s.ndjson")).expect("read"),
+            b"{\"a\":1}\n{\"b\":2}\n"
+        );
+        assert!(!dir.join("s.ndjson.open").exists());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn growing_past_one_step_keeps_every_byte() {
+        let dir = temp_dir("grow");
+        let mut writer =
+            SegmentWriter::create(&dir, "g.ndjson", PayloadFormat::Json, 0, 0, 4 << 20).expect("create");
+        let record = [b"{\"k\":\"".as_slice(), &[b'x'; 1000], b"\"}\n"].concat();
+        let count = (GROW_STEP_BYTES * 2) / record.len() + 3;
+        for _ in 0..count {
+            writer.append(&record).expect("append");
+        }
+        let Sealed::File { path, .. } = seal(writer.finish()).expect("seal") else {
+            panic!("segment had records")
+        };
+        let stored = std::fs::read(path).expect("read");
+        assert_eq!(stored.len(), count * record.len());
+        assert!(
+            stored
+                .chunks(record.len())
+                .all(|chunk| chunk == record.as_slice())
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_full_segment_refuses_the_record_that_does_not_fit() {
+        let dir = temp_dir("full");
+        let bytes_max = 2 * GROW_STEP_BYTES;
+        let mut writer =
+            SegmentWriter::create(&dir, "f.ndjson", PayloadFormat::Json, 0, 0, bytes_max).expect("create");
+        let record = [b"{\"k\":\"".as_slice(), &vec![b'x'; bytes_max - 9], b"\"}\n"].concat();
+        assert_eq!(record.len(), bytes_max);
+        writer.append(&record).expect("one full-size record fits");
+        assert_eq!(writer.append(b"{}\n"), Err(AppendError::Full));
+        assert_eq!(writer.records(), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn an_empty_segment_is_removed_on_seal() {
+        let dir = temp_dir("empty");
+        let writer =
+            SegmentWriter::create(&dir, "e.cbor", PayloadFormat::Xml, 0, 0, 4 << 20).expect("create");
+        assert!(matches!(seal(writer.finish()).expect("seal"), Sealed::Empty));
+        assert_eq!(std::fs::read_dir(&dir).expect("list").count(), 0);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+}

@@ -1,0 +1,678 @@
+//! End-to-end tests of the ingest API (SPEC §1–§4, §7) against the real
+//! binary on port 0, with raw bytes and curl.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn claims(tenant: &str, kid: &str, iat: i64, exp: i64) -> String {
+    format!(
+        r#"{{"tenant":"{tenant}","sub":"{kid}","scope":"stream:write","iat":{iat},"exp":{exp},"jti":"t-1"}}"#
+    )
+}
+
+fn header(kid: &str) -> String {
+    format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#)
+}
+
+#[test]
+fn seed_curl_examples_are_stored_as_ndjson_and_cbor() {
+    let data = DataDir::new("seed");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let url = |stream: &str| format!("http://{}/stream/v0/data/{stream}", server.addr);
+    let curl = |content_type: &str, stream: &str, body: &str| {
+        let output = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-XPOST"])
+            .args(["-H", &format!("Content-Type: {content_type}")])
+            .args(["-H", &format!("X-Amperity-Tenant: {}", s.tenant)])
+            .args(["-H", &format!("Authorization: Bearer {}", s.token)])
+            .arg(url(stream))
+            .args(["--data-binary", body])
+            .output()
+            .expect("run curl");
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    assert_eq!(
+        curl(
+            "application/json",
+            &s.json_stream,
+            " {\"field1\": \"value1\",\n\"field2\": \"value2\"}"
+        ),
+        "202"
+    );
+    let xml = "<records>\n<record>\n<field1>value1</field1>\n</record>\n<record>\n<field1>value2</field1>\n</record>\n</records>\n";
+    assert_eq!(curl("application/xml", &s.xml_stream, xml), "202");
+    assert!(server.stop().success());
+
+    assert_eq!(
+        data.sealed_lines(),
+        vec![r#"{"field1":"value1","field2":"value2"}"#.to_owned()]
+    );
+    let cbor_files: Vec<_> = data
+        .sealed_files()
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cbor"))
+        .collect();
+    assert_eq!(cbor_files.len(), 1);
+    let path = cbor_files[0].to_str().expect("utf-8").to_owned();
+    assert!(
+        path.contains(&format!("/tenants/acme/streams/{}/", s.xml_stream)),
+        "{path}"
+    );
+    let bytes = std::fs::read(&cbor_files[0]).expect("read cbor");
+    let value: ciborium::Value = ciborium::from_reader(bytes.as_slice()).expect("one CBOR item");
+    let expected = ciborium::Value::Map(vec![(
+        "records".into(),
+        ciborium::Value::Map(vec![(
+            "record".into(),
+            ciborium::Value::Array(vec![
+                ciborium::Value::Map(vec![("field1".into(), "value1".into())]),
+                ciborium::Value::Map(vec![("field1".into(), "value2".into())]),
+            ]),
+        )]),
+    )]);
+    assert_eq!(value, expected);
+    assert!(data.open_files().is_empty(), "graceful stop seals every segment");
+}
+
+#[test]
+fn sealed_files_follow_the_spec_layout() {
+    let data = DataDir::new("layout");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let response = server.send(&post(
+        &s.json_stream,
+        "acme",
+        &s.token,
+        "application/json",
+        b"{\"a\":1.50}",
+    ));
+    assert_eq!(response.status, 202);
+    assert!(server.stop().success());
+    let files = data.sealed_files();
+    assert_eq!(files.len(), 1);
+    let relative = files[0].strip_prefix(&data.path).expect("under data dir");
+    let parts: Vec<_> = relative.iter().map(|p| p.to_str().expect("utf-8")).collect();
+    assert_eq!(
+        &parts[..4],
+        &["tenants", "acme", "streams", s.json_stream.as_str()]
+    );
+    assert_eq!(parts[4].len(), 10, "YYYY-MM-DD: {}", parts[4]);
+    assert_eq!(parts[5].len(), 2, "HH: {}", parts[5]);
+    assert!(parts[6].ends_with(".ndjson"));
+    assert_eq!(
+        std::fs::read_to_string(&files[0]).expect("read"),
+        "{\"a\":1.50}\n"
+    );
+}
+
+#[test]
+fn status_codes_follow_the_spec() {
+    let data = DataDir::new("codes");
+    let s = setup(&data, "acme");
+    let server = Server::start_with(&data, &[], &[]);
+    let json = "application/json";
+    let good = |body: &[u8]| post(&s.json_stream, "acme", &s.token, json, body);
+
+    let r = server.send(&good(b"{\"ok\":true}"));
+    assert_eq!(r.status, 202);
+
+    // 400: bodies that are not one JSON object.
+    for body in [
+        &b"[1,2]"[..],
+        b"42",
+        b"{\"a\":1}{\"b\":2}",
+        b"{\"a\":",
+        b"",
+        b"{\"a\":\"\xff\"}",
+    ] {
+        let r = server.send(&good(body));
+        assert_eq!(r.status, 400, "{:?}", String::from_utf8_lossy(body));
+        r.error_kind();
+    }
+    // 400: malformed request line.
+    assert_eq!(server.send(b"GARBAGE\r\n\r\n").status, 400);
+    // 404: unknown path and unknown stream.
+    let r = server.send(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!((r.status, r.error_kind().as_str()), (404, "unknown-path"));
+    let r = server.send(&post("is-ZZZZZZZZ", "acme", &s.token, json, b"{}"));
+    assert_eq!((r.status, r.error_kind().as_str()), (404, "unknown-stream"));
+    // 405 with Allow: POST.
+    let r = server.send(
+        format!(
+            "GET /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            s.json_stream
+        )
+        .as_bytes(),
+    );
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("Allow"), Some("POST"));
+    // 415: wrong or missing content type.
+    assert_eq!(
+        server
+            .send(&post(&s.json_stream, "acme", &s.token, "text/plain", b"{}"))
+            .status,
+        415
+    );
+    assert_eq!(
+        server
+            .send(&post(&s.xml_stream, "acme", &s.token, json, b"<a/>"))
+            .status,
+        415
+    );
+    assert_eq!(
+        server
+            .send(&post(
+                &s.json_stream,
+                "acme",
+                &s.token,
+                "application/json; charset=utf-8",
+                b"{}"
+            ))
+            .status,
+        202
+    );
+    assert_eq!(
+        server
+            .send(&post(&s.xml_stream, "acme", &s.token, "text/xml", b"<a/>"))
+            .status,
+        202
+    );
+    // 400 for bad XML, checked synchronously.
+    for body in [&b"<a>"[..], b"<!DOCTYPE a><a/>", b"<a></b>"] {
+        assert_eq!(
+            server
+                .send(&post(&s.xml_stream, "acme", &s.token, "application/xml", body))
+                .status,
+            400
+        );
+    }
+    let deep = format!("{}{}", "<a>".repeat(65), "</a>".repeat(65));
+    assert_eq!(
+        server
+            .send(&post(
+                &s.xml_stream,
+                "acme",
+                &s.token,
+                "application/xml",
+                deep.as_bytes()
+            ))
+            .status,
+        400
+    );
+    let ok_deep = format!("{}{}", "<a>".repeat(64), "</a>".repeat(64));
+    assert_eq!(
+        server
+            .send(&post(
+                &s.xml_stream,
+                "acme",
+                &s.token,
+                "application/xml",
+                ok_deep.as_bytes()
+            ))
+            .status,
+        202
+    );
+    // 417: unknown expectation.
+    let mut raw = good(b"{}");
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head end");
+    raw.splice(at..at, b"\r\nExpect: something".iter().copied());
+    assert_eq!(server.send(&raw).status, 417);
+    // 431 and 414.
+    let many: String = (0..70).map(|i| format!("X-H{i}: v\r\n")).collect();
+    let r = server.send(format!("POST /stream/v0/data/x HTTP/1.1\r\nHost: x\r\n{many}\r\n").as_bytes());
+    assert_eq!(r.status, 431);
+    let big = format!(
+        "POST /stream/v0/data/x HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "v".repeat(17 * 1024)
+    );
+    assert_eq!(server.send(big.as_bytes()).status, 431);
+    let long = format!("POST /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9 * 1024));
+    assert_eq!(server.send(long.as_bytes()).status, 414);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn body_limit_is_exact_and_413_comes_from_the_declared_length() {
+    let data = DataDir::new("limit");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let limit = 260_096;
+    let make = |len: usize| {
+        let prefix = b"{\"pad\":\"";
+        let suffix = b"\"}";
+        let mut body = prefix.to_vec();
+        body.resize(len - suffix.len(), b'x');
+        body.extend_from_slice(suffix);
+        body
+    };
+    let r = server.send(&post(
+        &s.json_stream,
+        "acme",
+        &s.token,
+        "application/json",
+        &make(limit),
+    ));
+    assert_eq!(r.status, 202);
+    // One byte more: answered from the head alone, without sending the body.
+    let head = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        s.json_stream,
+        s.token,
+        limit + 1
+    );
+    let mut stream = server.connect();
+    stream.write_all(head.as_bytes()).expect("write head");
+    let r = read_response(&mut stream).expect("413 before the body");
+    assert_eq!((r.status, r.error_kind().as_str()), (413, "payload-too-large"));
+    assert!(is_closed(&mut stream));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn every_token_rejection_is_401() {
+    let data = DataDir::new("tokens");
+    let s = setup(&data, "acme");
+    let other = setup(&data, "globex");
+    let server = Server::start(&data);
+    let now = now_unix();
+    let k = s.key.as_str();
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("not bearer", Some(format!("Basic {}", s.token))),
+        ("garbage", Some("Bearer abc.def".to_owned())),
+        (
+            "alg none",
+            Some(format!("Bearer {}", {
+                let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+                use base64::Engine;
+                format!(
+                    "{}.{}.",
+                    e.encode(format!(r#"{{"alg":"none","typ":"JWT","kid":"{k}"}}"#)),
+                    e.encode(claims("acme", k, now, now + 3600))
+                )
+            })),
+        ),
+        (
+            "alg HS384",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    SECRET,
+                    &format!(r#"{{"alg":"HS384","typ":"JWT","kid":"{k}"}}"#),
+                    &claims("acme", k, now, now + 3600)
+                )
+            )),
+        ),
+        (
+            "wrong secret",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    b"another-secret-another-secret-another",
+                    &header(k),
+                    &claims("acme", k, now, now + 3600)
+                )
+            )),
+        ),
+        (
+            "unknown kid",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    SECRET,
+                    &header("ak-nope"),
+                    &claims("acme", "ak-nope", now, now + 3600)
+                )
+            )),
+        ),
+        (
+            "other tenant's key",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    SECRET,
+                    &header(&other.key),
+                    &claims("acme", &other.key, now, now + 3600)
+                )
+            )),
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                sign(SECRET, &header(k), &claims("acme", k, now - 7200, now - 61))
+            )),
+        ),
+        (
+            "issued in the future",
+            Some(format!(
+                "Bearer {}",
+                sign(SECRET, &header(k), &claims("acme", k, now + 600, now + 3600))
+            )),
+        ),
+        (
+            "tenant claim mismatch",
+            Some(format!(
+                "Bearer {}",
+                sign(SECRET, &header(k), &claims("globex", k, now, now + 3600))
+            )),
+        ),
+        (
+            "no scope",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    SECRET,
+                    &header(k),
+                    &format!(
+                        r#"{{"tenant":"acme","sub":"{k}","iat":{now},"exp":{},"jti":"x"}}"#,
+                        now + 3600
+                    )
+                )
+            )),
+        ),
+        ("token of another tenant", Some(format!("Bearer {}", other.token))),
+    ];
+    for (name, authorization) in cases {
+        let mut raw = format!(
+            "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amperity-Tenant: acme\r\nContent-Length: 2\r\n",
+            s.json_stream
+        );
+        if let Some(value) = authorization {
+            raw.push_str(&format!("Authorization: {value}\r\n"));
+        }
+        raw.push_str("\r\n{}");
+        let r = server.send(raw.as_bytes());
+        assert_eq!(r.status, 401, "{name}");
+        r.error_kind();
+    }
+    // Within the leeway: expired 30 s ago still passes.
+    let lenient = sign(SECRET, &header(k), &claims("acme", k, now - 3600, now - 30));
+    assert_eq!(
+        server
+            .send(&post(&s.json_stream, "acme", &lenient, "application/json", b"{}"))
+            .status,
+        202
+    );
+    // Missing tenant header.
+    let raw = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\nContent-Length: 2\r\n\r\n{{}}",
+        s.json_stream, s.token
+    );
+    assert_eq!(server.send(raw.as_bytes()).status, 401);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn tenants_are_isolated() {
+    let data = DataDir::new("isolation");
+    let a = setup(&data, "acme");
+    let b = setup(&data, "globex");
+    let server = Server::start(&data);
+    // B's valid token cannot write to A's stream, even naming its own tenant.
+    let r = server.send(&post(
+        &a.json_stream,
+        "globex",
+        &b.token,
+        "application/json",
+        b"{}",
+    ));
+    assert_eq!(r.status, 404);
+    let r = server.send(&post(&a.json_stream, "acme", &b.token, "application/json", b"{}"));
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        server
+            .send(&post(
+                &b.json_stream,
+                "globex",
+                &b.token,
+                "application/json",
+                b"{\"b\":1}"
+            ))
+            .status,
+        202
+    );
+    assert!(server.stop().success());
+    for file in data.sealed_files() {
+        let text = file.to_string_lossy().into_owned();
+        assert!(text.contains("/tenants/globex/"), "{text}");
+    }
+}
+
+#[test]
+fn framing_rules() {
+    let data = DataDir::new("framing");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let head = |extra: &str| {
+        format!(
+            "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\n{extra}\r\n",
+            s.json_stream, s.token
+        )
+    };
+    // Chunked body.
+    let raw = format!(
+        "{}4\r\n{{\"a\"\r\n4\r\n:12}}\r\n0\r\n\r\n",
+        head("Transfer-Encoding: chunked\r\n")
+    );
+    assert_eq!(server.send(raw.as_bytes()).status, 202);
+    // CL together with TE: 400 and close.
+    let raw = format!(
+        "{}2\r\n{{}}\r\n0\r\n\r\n",
+        head("Transfer-Encoding: chunked\r\nContent-Length: 9\r\n")
+    );
+    let mut stream = server.connect();
+    stream.write_all(raw.as_bytes()).expect("write");
+    assert_eq!(read_response(&mut stream).expect("response").status, 400);
+    assert!(is_closed(&mut stream));
+    // Duplicate and signed Content-Length, obs-fold, bare LF, missing Host.
+    for bad in [
+        head("Content-Length: 2\r\nContent-Length: 2\r\n") + "{}",
+        head("Content-Length: +2\r\n") + "{}",
+        head("Content-Length: 2\r\nX-Fold: a\r\n b\r\n") + "{}",
+        format!(
+            "POST /stream/v0/data/{} HTTP/1.1\nHost: x\nContent-Length: 2\n\n{{}}",
+            s.json_stream
+        ),
+        "POST /stream/v0/data/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}".to_owned(),
+    ] {
+        let mut stream = server.connect();
+        stream.write_all(bad.as_bytes()).expect("write");
+        let r = read_response(&mut stream).expect("response");
+        assert_eq!(r.status, 400, "{bad:?}");
+        assert!(is_closed(&mut stream), "{bad:?}");
+    }
+    assert!(server.stop().success());
+}
+
+#[test]
+fn keep_alive_pipelining_http10_and_continue() {
+    let data = DataDir::new("pipeline");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    // Three pipelined requests in one write, answered in order; the second
+    // is rejected without closing.
+    let mut raw = post(&s.json_stream, "acme", &s.token, "application/json", b"{\"n\":1}");
+    raw.extend(post(&s.json_stream, "acme", &s.token, "application/json", b"[2]"));
+    raw.extend(post(
+        &s.json_stream,
+        "acme",
+        &s.token,
+        "application/json",
+        b"{\"n\":3}",
+    ));
+    let mut stream = server.connect();
+    stream.write_all(&raw).expect("write");
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| read_response(&mut stream).expect("response").status)
+        .collect();
+    assert_eq!(statuses, [202, 400, 202]);
+    // Same connection still usable.
+    stream
+        .write_all(&post(
+            &s.json_stream,
+            "acme",
+            &s.token,
+            "application/json",
+            b"{\"n\":4}",
+        ))
+        .expect("write");
+    assert_eq!(read_response(&mut stream).expect("response").status, 202);
+
+    // HTTP/1.0 without Host: answered, then closed.
+    let raw = format!(
+        "POST /stream/v0/data/{} HTTP/1.0\r\nContent-Type: application/json\r\nX-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\nContent-Length: 7\r\n\r\n{{\"n\":5}}",
+        s.json_stream, s.token
+    );
+    let mut stream = server.connect();
+    stream.write_all(raw.as_bytes()).expect("write");
+    assert_eq!(read_response(&mut stream).expect("response").status, 202);
+    assert!(is_closed(&mut stream));
+
+    // Expect: 100-continue: the interim answer comes before the body is sent.
+    let head = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\nContent-Length: 7\r\nExpect: 100-continue\r\n\r\n",
+        s.json_stream, s.token
+    );
+    let mut stream = server.connect();
+    stream.write_all(head.as_bytes()).expect("write head");
+    assert_eq!(read_response(&mut stream).expect("interim").status, 100);
+    stream.write_all(b"{\"n\":6}").expect("write body");
+    assert_eq!(read_response(&mut stream).expect("final").status, 202);
+    // With a bad token, the final status comes instead of 100.
+    let mut stream = server.connect();
+    stream
+        .write_all(head.replace(&s.token, "nope").as_bytes())
+        .expect("write head");
+    assert_eq!(read_response(&mut stream).expect("final").status, 401);
+
+    assert!(server.stop().success());
+    let mut lines = data.sealed_lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["{\"n\":1}", "{\"n\":3}", "{\"n\":4}", "{\"n\":5}", "{\"n\":6}"]
+    );
+}
+
+#[test]
+fn key_and_stream_changes_take_effect_live() {
+    let data = DataDir::new("live");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let send = |stream: &str, token: &str| {
+        server
+            .send(&post(stream, "acme", token, "application/json", b"{}"))
+            .status
+    };
+    assert_eq!(send(&s.json_stream, &s.token), 202);
+
+    // A stream added while running is writable within a second.
+    let added = data.ok(&[
+        "stream", "add", "--tenant", "acme", "--name", "late", "--format", "json",
+    ]);
+    assert!(eventually(Duration::from_millis(1500), || send(&added, &s.token) == 202));
+    // A deleted stream answers 404.
+    data.ok(&["stream", "delete", "--tenant", "acme", &added]);
+    assert!(eventually(Duration::from_millis(1500), || send(&added, &s.token) == 404));
+
+    // Rotating the key's secret invalidates its tokens; new ones work.
+    let key2 = data.ok(&["key", "add", "--tenant", "acme", "--name", "second"]);
+    let token2 = data.ok(&[
+        "token", "generate", "--tenant", "acme", "--key", &key2, "--days", "1",
+    ]);
+    assert!(eventually(Duration::from_millis(1500), || send(
+        &s.json_stream,
+        &token2
+    ) == 202));
+    data.ok(&["key", "rotate", "--tenant", "acme", &key2]);
+    assert!(eventually(Duration::from_millis(1500), || send(
+        &s.json_stream,
+        &token2
+    ) == 401));
+    let token3 = data.ok(&[
+        "token", "generate", "--tenant", "acme", "--key", &key2, "--days", "1",
+    ]);
+    assert!(eventually(Duration::from_millis(1500), || send(
+        &s.json_stream,
+        &token3
+    ) == 202));
+    // Deleting a key invalidates its tokens.
+    data.ok(&["key", "delete", "--tenant", "acme", &s.key]);
+    assert!(eventually(Duration::from_millis(1500), || send(
+        &s.json_stream,
+        &s.token
+    ) == 401));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn a_second_serve_on_the_same_data_refuses() {
+    let data = DataDir::new("lock");
+    let _s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data.path)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already running"));
+    assert!(server.stop().success());
+}
+
+#[test]
+fn rate_limits_answer_429_with_retry_after() {
+    let data = DataDir::new("rate");
+    let s = setup(&data, "acme");
+    let config = data.path.join("sluice.toml");
+    std::fs::write(&config, "[rate_limit]\ntenants = { acme = 2 }\n").expect("write config");
+    let server = Server::start_with(&data, &["--config", config.to_str().expect("utf-8")], &[]);
+    let raw = post(&s.json_stream, "acme", &s.token, "application/json", b"{}");
+    let mut stream = server.connect();
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        stream.write_all(&raw).expect("write");
+        let r = read_response(&mut stream).expect("response");
+        if r.status == 429 {
+            assert_eq!(r.header("Retry-After"), Some("1"));
+        }
+        statuses.push(r.status);
+    }
+    assert!(statuses.contains(&202) && statuses.contains(&429), "{statuses:?}");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn seal_after_makes_data_loadable_while_running() {
+    let data = DataDir::new("sealafter");
+    let s = setup(&data, "acme");
+    let server = Server::start_with(&data, &[], &[("SLUICE_SEAL_AFTER_SECONDS", "1")]);
+    assert_eq!(
+        server
+            .send(&post(
+                &s.json_stream,
+                "acme",
+                &s.token,
+                "application/json",
+                b"{\"x\":1}"
+            ))
+            .status,
+        202
+    );
+    assert!(eventually(Duration::from_secs(5), || data.sealed_lines() == ["{\"x\":1}"]));
+    assert!(server.stop().success());
+}
