@@ -360,6 +360,13 @@ impl Store {
         &self.path
     }
 
+    /// The connection, for the control-plane modules that keep tables of
+    /// their own in this database (couriers, feeds, groups, runs). They
+    /// write through [`Store::mutate`] so every change bumps the generation.
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
     /// Adds a tenant. The name must match `[a-z0-9][a-z0-9-]{0,62}`.
     pub fn tenant_add(&mut self, name: &str) -> Result<(), StoreError> {
         if !ids::is_tenant_name(name) {
@@ -608,7 +615,7 @@ impl Store {
     /// generation in the same transaction. Taking the write lock up front
     /// means a busy database is waited for at `BEGIN`, where the busy
     /// timeout applies, instead of failing mid-transaction.
-    fn mutate<T>(
+    pub(crate) fn mutate<T>(
         &mut self,
         work: impl FnOnce(&Transaction<'_>, &SystemRandom) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
@@ -687,9 +694,17 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// Creates the schema in a new database, or checks an existing one's
 /// version. Runs under the write lock so two processes opening a new data
 /// directory at once do not both initialise it.
+/// The `CREATE TABLE IF NOT EXISTS …` scripts of modules that keep their
+/// own tables in the control database.
+const EXTENSION_SCHEMAS: &[&str] = &[];
+
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch(SCHEMA_SQL)?;
+    // Tables of the other control-plane modules, each created if missing.
+    for schema in EXTENSION_SCHEMAS {
+        tx.execute_batch(schema)?;
+    }
     let found: Option<i64> = tx
         .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| {
             row.get(0)
@@ -716,7 +731,7 @@ fn read_generation(connection: &Connection) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| StoreError::Corrupt("the generation counter is negative"))
 }
 
-fn require_tenant(connection: &Connection, tenant: &str) -> Result<(), StoreError> {
+pub(crate) fn require_tenant(connection: &Connection, tenant: &str) -> Result<(), StoreError> {
     let found = connection
         .prepare_cached("SELECT 1 FROM tenants WHERE name = ?1")?
         .query_row([tenant], |_| Ok(()))
