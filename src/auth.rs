@@ -216,6 +216,17 @@ pub fn verify(
     now_unix: i64,
 ) -> Result<(), AuthError> {
     let token = bearer_token(authorization.ok_or(AuthError::Missing)?)?;
+    verify_token(token, tenant_header, snapshot, now_unix).map(|_| ())
+}
+
+/// Verifies a bare token; returns the instant (seconds, leeway included)
+/// from which it counts as expired.
+fn verify_token(
+    token: &[u8],
+    tenant_header: &[u8],
+    snapshot: &Snapshot,
+    now_unix: i64,
+) -> Result<f64, AuthError> {
     let segments = split_segments(token)?;
 
     let mut header_bytes = [0u8; SEGMENT_DECODED_BYTES_MAX];
@@ -332,7 +343,7 @@ fn check_claims(
     kid: &str,
     key: &KeyView,
     now_unix: i64,
-) -> Result<(), AuthError> {
+) -> Result<f64, AuthError> {
     let (Some(tenant), Some(sub), Some(scope), Some(exp), Some(iat), Some(_jti)) = (
         claims.tenant,
         claims.sub,
@@ -363,7 +374,95 @@ fn check_claims(
     if iat > now + leeway || claims.nbf.is_some_and(|nbf| nbf > now + leeway) {
         return Err(AuthError::NotYetValid);
     }
-    Ok(())
+    Ok(exp + leeway)
+}
+
+/// True when two tokens are the same. Only the signature segment is
+/// secret (header and claims are readable base64 JSON), so only it is
+/// compared in constant time; the rest is compared plainly.
+fn same_token(cached: &[u8], token: &[u8]) -> bool {
+    fn split(token: &[u8]) -> Option<(&[u8], &[u8])> {
+        token
+            .iter()
+            .rposition(|&b| b == b'.')
+            .map(|dot| token.split_at(dot))
+    }
+    match (split(cached), split(token)) {
+        (Some((cached_signed, cached_signature)), Some((signed, signature))) => {
+            let signature_equal: bool = subtle::ConstantTimeEq::ct_eq(cached_signature, signature).into();
+            signature_equal & (cached_signed == signed)
+        }
+        _ => false,
+    }
+}
+
+/// Tokens a worker remembers having verified.
+pub const TOKEN_CACHE_SLOTS: usize = 8;
+
+/// A token this worker already verified, and until when it stays valid.
+struct CachedToken {
+    token: Vec<u8>,
+    tenant: Vec<u8>,
+    /// `exp` plus the leeway: from this second on the token is expired.
+    expired_from: f64,
+}
+
+/// A per-worker memory of verified tokens. Senders reuse one token for
+/// every request, so verifying it once per worker (instead of one HMAC and
+/// two JSON parses per request) takes the signature check off the hot path.
+/// The cache holds only tokens that passed [`verify`] against the same
+/// snapshot generation: a key deleted or rotated makes the control plane
+/// publish a new generation, which empties the cache, so revocation still
+/// takes effect within a second. Lookups compare in constant time, so the
+/// time a forged token takes to be refused says nothing about a cached one.
+/// `iat`/`nbf` need no recheck: a token valid once stays so until `exp`.
+#[derive(Default)]
+pub struct TokenCache {
+    generation: u64,
+    slots: Vec<CachedToken>,
+    /// The slot the next new token replaces, round robin.
+    next: usize,
+}
+
+impl TokenCache {
+    /// [`verify`], answered from the cache when the same token was verified
+    /// for the same tenant under the same snapshot generation.
+    pub fn verify(
+        &mut self,
+        authorization: Option<&[u8]>,
+        tenant_header: &[u8],
+        snapshot: &Snapshot,
+        now_unix: i64,
+    ) -> Result<(), AuthError> {
+        if self.generation != snapshot.generation {
+            self.slots.clear();
+            self.generation = snapshot.generation;
+        }
+        let token = bearer_token(authorization.ok_or(AuthError::Missing)?)?;
+        let cached = self
+            .slots
+            .iter()
+            .find(|slot| same_token(&slot.token, token) && slot.tenant == tenant_header);
+        if let Some(slot) = cached {
+            if now_unix as f64 >= slot.expired_from {
+                return Err(AuthError::Expired);
+            }
+            return Ok(());
+        }
+        let expired_from = verify_token(token, tenant_header, snapshot, now_unix)?;
+        let entry = CachedToken {
+            token: token.to_vec(),
+            tenant: tenant_header.to_vec(),
+            expired_from,
+        };
+        if self.slots.len() < TOKEN_CACHE_SLOTS {
+            self.slots.push(entry);
+        } else {
+            self.slots[self.next] = entry;
+            self.next = (self.next + 1) % TOKEN_CACHE_SLOTS;
+        }
+        Ok(())
+    }
 }
 
 /// The protected header [`sign_token`] writes; field order is the wire order.
@@ -1085,5 +1184,66 @@ mod tests {
             }
         }
         assert_eq!(Expired.kind(), "token-expired");
+    }
+
+    #[test]
+    fn token_cache_answers_repeats_and_forgets_on_a_new_generation() {
+        let mut snapshot = snapshot();
+        snapshot.generation = 1;
+        let good = bearer(&token(GOOD_HEADER, &claims_with(""), SECRET));
+        let mut cache = TokenCache::default();
+        assert_eq!(cache.verify(Some(&good), b"acme", &snapshot, NOW), Ok(()));
+        assert_eq!(cache.slots.len(), 1);
+        // A cached token is still checked for expiry and for its tenant.
+        assert_eq!(
+            cache.verify(Some(&good), b"acme", &snapshot, NOW + 3600 + 59),
+            Ok(())
+        );
+        assert_eq!(
+            cache.verify(Some(&good), b"acme", &snapshot, NOW + 3600 + 60),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            cache.verify(Some(&good), b"other", &snapshot, NOW),
+            Err(AuthError::UnknownKey)
+        );
+        // A forged token never matches a cached one.
+        let forged = bearer(&token(GOOD_HEADER, &claims_with(""), OTHER_SECRET));
+        assert_eq!(
+            cache.verify(Some(&forged), b"acme", &snapshot, NOW),
+            Err(AuthError::Signature)
+        );
+        // Rotating the key publishes a new generation: the cache is emptied
+        // and the old token fails.
+        let mut rotated = snapshot;
+        rotated.generation = 2;
+        rotated.tenants.get_mut("acme").expect("acme").keys.insert(
+            "ak-good".to_string(),
+            KeyView {
+                hmac: hmac_key(OTHER_SECRET),
+                stream_write: true,
+            },
+        );
+        assert_eq!(
+            cache.verify(Some(&good), b"acme", &rotated, NOW),
+            Err(AuthError::Signature)
+        );
+        assert!(cache.slots.is_empty());
+    }
+
+    #[test]
+    fn token_cache_keeps_a_bounded_number_of_tokens() {
+        let snapshot = snapshot();
+        let mut cache = TokenCache::default();
+        for n in 0..(TOKEN_CACHE_SLOTS * 3) {
+            let claims = format!(
+                r#"{{"tenant":"acme","sub":"ak-good","scope":"stream:write","iat":{},"exp":{},"jti":"j{n}"}}"#,
+                NOW,
+                NOW + 3600
+            );
+            let value = bearer(&token(GOOD_HEADER, &claims, SECRET));
+            assert_eq!(cache.verify(Some(&value), b"acme", &snapshot, NOW), Ok(()));
+        }
+        assert_eq!(cache.slots.len(), TOKEN_CACHE_SLOTS);
     }
 }

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::admin::WorkerStats;
-use crate::auth::{self, AuthError};
+use crate::auth::{AuthError, TokenCache};
 use crate::config::{Config, Durability};
 use crate::control::snapshot::{PayloadFormat, Snapshot, SnapshotCell};
 use crate::convert::ConvertError;
@@ -154,6 +154,8 @@ pub struct Worker {
     /// The logs this worker has used, by stream id (ids are unique across
     /// tenants; the log's tenant is checked on every lookup).
     local_logs: RefCell<HashMap<String, Arc<StreamLog>>>,
+    /// Tokens this worker verified under the current snapshot.
+    tokens: RefCell<TokenCache>,
     json: RefCell<JsonConverter>,
     xml: RefCell<XmlConverter>,
     buckets: RefCell<HashMap<String, Bucket>>,
@@ -181,6 +183,7 @@ impl Worker {
             snapshot: RefCell::new(snapshot),
             logs,
             local_logs: RefCell::new(HashMap::new()),
+            tokens: RefCell::new(TokenCache::default()),
             json: RefCell::new(JsonConverter::new()),
             xml: RefCell::new(XmlConverter::new()),
             buckets: RefCell::new(HashMap::new()),
@@ -220,7 +223,10 @@ impl Worker {
         let snapshot = self.current_snapshot();
         let tenant = head.tenant.unwrap_or_default();
         let now_unix = self.config_clock_now();
-        auth::verify(head.authorization, tenant, &snapshot, now_unix).map_err(Reject::Auth)?;
+        self.tokens
+            .borrow_mut()
+            .verify(head.authorization, tenant, &snapshot, now_unix)
+            .map_err(Reject::Auth)?;
         // verify() checked the header names a tenant with a live key, so it is UTF-8.
         let tenant = std::str::from_utf8(tenant).map_err(|_| Reject::Auth(AuthError::WrongTenant))?;
         let stream = snapshot.stream(tenant, stream_id).ok_or(Reject::UnknownStream)?;
