@@ -16,13 +16,13 @@ seconds=${1:-10}
 connections=${2:-64}
 port=${SLUICE_BENCH_PORT:-18080}
 
-if ! command -v wrk >/dev/null; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
+if ! command -v wrk >/dev/null || ! command -v h2load >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nghttp2-client
 fi
 cargo build --release --quiet
 bin=$PWD/target/release/sluice
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 export SLUICE_DATA_DIR=$work/data
 
 $bin tenant add bench >/dev/null 2>&1
@@ -60,6 +60,9 @@ run_mode() {
   local result=$(wrk -t1 -c"$connections" -d"${seconds}s" -s benches/post.lua "http://127.0.0.1:$port" | grep '^RESULT')
   local after=$(cpu_ticks $pid)
   local rss=$(peak_rss_kb $pid)
+  if [[ $name == full-path ]]; then
+    open_loop "$result"
+  fi
   kill -TERM $pid; wait $pid || true
   local hz=$(getconf CLK_TCK)
   python3 - "$name" "$result" "$before" "$after" "$hz" "$rss" <<'PY'
@@ -70,6 +73,36 @@ requests = int(fields["requests"]); seconds = int(fields["duration_us"]) / 1e6
 cpu_us = (int(after) - int(before)) / int(hz) * 1e6
 print(f"| {name} | {requests / seconds:,.0f} | {int(fields['p50_us'])/1000:.2f} | {int(fields['p99_us'])/1000:.2f} | "
       f"{int(fields['p999_us'])/1000:.2f} | {cpu_us / max(requests,1):.1f} | {int(rss)/1024:.1f} | {fields['errors']} |")
+PY
+}
+
+# Open loop at half the closed-loop peak: h2load sends each client's
+# requests at fixed times from a timing script (it does not wait for the
+# previous answer to schedule the next), and logs every request's latency;
+# percentiles are computed from that log. Each connection still has one
+# request in flight, so if the server fell behind, requests would queue in
+# the client: the log then shows it as latency, which is what we want.
+open_loop() {
+  local fields=$1
+  local rate=$(python3 -c "import sys; f=dict(kv.split('=') for kv in sys.argv[1].split()[1:]); print(int(int(f['requests'])/(int(f['duration_us'])/1e6)/2))" "$fields")
+  local per_client_interval_ms=$(python3 -c "print($connections * 1000 / $rate)")
+  local count=$((rate * seconds / connections))
+  python3 -c "
+for i in range($count):
+    print(f'{i * $per_client_interval_ms:.3f}\thttp://127.0.0.1:$port/stream/v0/data/$SLUICE_STREAM')" >"$work/timing.tsv"
+  h2load --h1 -c "$connections" -t 1 --timing-script-file="$work/timing.tsv" \
+    -d "$SLUICE_BODY_FILE" -H "Content-Type: application/json" -H "X-Amperity-Tenant: $SLUICE_TENANT" \
+    -H "Authorization: Bearer $SLUICE_TOKEN" --log-file="$work/h2load.log" "http://127.0.0.1:$port" >"$work/h2load.out" 2>&1 || true
+  python3 - "$work/h2load.log" "$rate" >&2 <<'PY'
+import sys
+rows = [line.split("\t") for line in open(sys.argv[1]) if line.strip()]
+latencies = sorted(int(r[2]) for r in rows)
+statuses = {}
+for r in rows:
+    statuses[r[1]] = statuses.get(r[1], 0) + 1
+pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] / 1000
+print(f"open loop at {sys.argv[2]} requests/s (half of peak), {len(latencies)} requests, statuses {statuses}: "
+      f"p50 {pick(0.5):.2f} ms, p99 {pick(0.99):.2f} ms, p99.9 {pick(0.999):.2f} ms")
 PY
 }
 
