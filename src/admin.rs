@@ -36,15 +36,36 @@ pub const COUNTED_STATUSES: [u16; 15] = [
     202, 400, 401, 404, 405, 413, 414, 415, 417, 429, 431, 500, 503, 504, 100,
 ];
 
+/// Upper bounds (seconds) of the 202 latency histogram's buckets.
+pub const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
 /// One worker's counters, written only by that worker.
 #[derive(Default)]
 pub struct WorkerStats {
     pub responses: [AtomicU64; COUNTED_STATUSES.len() + 1],
     pub body_bytes: AtomicU64,
     pub records: AtomicU64,
+    /// 202 latency (head parsed → answer queued), cumulative per bucket
+    /// is computed at scrape time; this holds per-bucket counts, the last
+    /// slot counting answers slower than every bound.
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS_SECONDS.len() + 1],
+    pub latency_sum_us: AtomicU64,
 }
 
 impl WorkerStats {
+    pub fn observe_latency(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let slot = LATENCY_BUCKETS_SECONDS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS_SECONDS.len());
+        self.latency_buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
     pub fn count_response(&self, status: u16) {
         let slot = COUNTED_STATUSES
             .iter()
@@ -54,8 +75,42 @@ impl WorkerStats {
     }
 }
 
+/// Heartbeats of the threads that must keep making progress: each worker
+/// (from a task on its own runtime, so a blocked runtime stops beating) and
+/// the courier. The systemd watchdog and `/healthz` trust only these.
+pub struct Liveness {
+    started: std::time::Instant,
+    /// Milliseconds since `started` of each thread's last beat.
+    beats: Vec<AtomicU64>,
+}
+
+/// A thread whose last beat is older than this is considered stuck.
+pub const HEARTBEAT_STALE_MS: u64 = 5_000;
+
+impl Liveness {
+    pub fn new(threads: usize) -> Liveness {
+        Liveness {
+            started: std::time::Instant::now(),
+            beats: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub fn beat(&self, thread: usize) {
+        self.beats[thread].store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// True when every thread beat within [`HEARTBEAT_STALE_MS`].
+    pub fn all_alive(&self) -> bool {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.beats
+            .iter()
+            .all(|beat| now.saturating_sub(beat.load(Ordering::Relaxed)) < HEARTBEAT_STALE_MS)
+    }
+}
+
 /// What the admin thread reads.
 pub struct AdminState {
+    pub liveness: Arc<Liveness>,
     pub phase: AtomicU8,
     pub workers: Vec<Arc<WorkerStats>>,
     pub logs: Arc<StreamLogs>,
@@ -103,7 +158,17 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
     };
     let mut out = Vec::with_capacity(4096);
     match path.as_str() {
-        "/healthz" => response::write_simple(&mut out, 200, "text/plain", b"alive\n", false),
+        "/healthz" if state.liveness.all_alive() => {
+            response::write_simple(&mut out, 200, "text/plain", b"alive\n", false)
+        }
+        "/healthz" => {
+            let extra = ErrorExtra {
+                retry_after_seconds: Some(1),
+                ..ErrorExtra::default()
+            };
+            let message = "A worker or the courier thread stopped making progress.";
+            response::write_error(&mut out, 503, "stuck", message, false, extra);
+        }
         "/readyz" => match state.phase() {
             Phase::Ready => response::write_simple(&mut out, 200, "text/plain", b"ready\n", false),
             Phase::Starting => not_ready(&mut out, "The appliance is still starting (recovery or binding)."),
@@ -167,6 +232,72 @@ fn render_metrics(state: &AdminState) -> String {
     out.push_str("# HELP sluice_records_total Records stored.\n");
     out.push_str("# TYPE sluice_records_total counter\n");
     let _ = writeln!(out, "sluice_records_total {records}");
+    out.push_str("# HELP sluice_accept_latency_seconds Time from a parsed head to its queued 202.\n");
+    out.push_str("# TYPE sluice_accept_latency_seconds histogram\n");
+    let mut cumulative = 0u64;
+    for (slot, bound) in LATENCY_BUCKETS_SECONDS.iter().enumerate() {
+        cumulative += state
+            .workers
+            .iter()
+            .map(|w| w.latency_buckets[slot].load(Ordering::Relaxed))
+            .sum::<u64>();
+        let _ = writeln!(
+            out,
+            "sluice_accept_latency_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+        );
+    }
+    cumulative += state
+        .workers
+        .iter()
+        .map(|w| w.latency_buckets[LATENCY_BUCKETS_SECONDS.len()].load(Ordering::Relaxed))
+        .sum::<u64>();
+    let _ = writeln!(
+        out,
+        "sluice_accept_latency_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+    );
+    let sum_us: u64 = state
+        .workers
+        .iter()
+        .map(|w| w.latency_sum_us.load(Ordering::Relaxed))
+        .sum();
+    let _ = writeln!(out, "sluice_accept_latency_seconds_sum {}", sum_us as f64 / 1e6);
+    let _ = writeln!(out, "sluice_accept_latency_seconds_count {cumulative}");
+    out.push_str("# HELP sluice_stream_records_total Records written to a stream's segments.\n");
+    out.push_str("# TYPE sluice_stream_records_total counter\n");
+    for log in state.logs.all() {
+        let _ = writeln!(
+            out,
+            "sluice_stream_records_total{{tenant=\"{}\",stream=\"{}\"}} {}",
+            log.tenant,
+            log.stream_id,
+            log.records_written.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP sluice_open_segment_bytes Bytes in a stream's open segment.\n");
+    out.push_str("# TYPE sluice_open_segment_bytes gauge\n");
+    for log in state.logs.all() {
+        let _ = writeln!(
+            out,
+            "sluice_open_segment_bytes{{tenant=\"{}\",stream=\"{}\"}} {}",
+            log.tenant,
+            log.stream_id,
+            log.open_bytes.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP sluice_sealed_bytes_total Bytes of segments sealed since start.\n");
+    out.push_str("# TYPE sluice_sealed_bytes_total counter\n");
+    let _ = writeln!(
+        out,
+        "sluice_sealed_bytes_total {}",
+        telemetry::SEALED_BYTES.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP sluice_seal_lag_seconds How late the last due segment was sealed.\n");
+    out.push_str("# TYPE sluice_seal_lag_seconds gauge\n");
+    let _ = writeln!(
+        out,
+        "sluice_seal_lag_seconds {}",
+        telemetry::SEAL_LAG_MS.load(Ordering::Relaxed) as f64 / 1000.0
+    );
     out.push_str("# HELP sluice_ring_records Records waiting in a stream's ring.\n");
     out.push_str("# TYPE sluice_ring_records gauge\n");
     for log in state.logs.all() {

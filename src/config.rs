@@ -34,6 +34,8 @@ pub enum Durability {
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// Counts reloads: 0 at start, one more per SIGHUP that took effect.
+    pub generation: u64,
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub workers: usize,
@@ -151,9 +153,37 @@ impl Config {
         validate(raw)
     }
 
-    /// Reloads only the file (SIGHUP), keeping flags and environment.
-    pub fn reload(flags: &ServeFlags) -> Result<Config, String> {
-        Config::load(flags)
+    /// Reads every source again (SIGHUP). Settings that only take effect
+    /// at start keep their running values; their names are returned so the
+    /// reload can say which changes wait for a restart.
+    pub fn reload(&self, flags: &ServeFlags) -> Result<(Config, Vec<&'static str>), String> {
+        let mut next = Config::load(flags)?;
+        next.generation = self.generation + 1;
+        let mut restart_needed = Vec::new();
+        macro_rules! keep {
+            ($($field:ident),*) => {$(
+                if next.$field != self.$field {
+                    restart_needed.push(stringify!($field));
+                    next.$field = self.$field.clone();
+                }
+            )*};
+        }
+        keep!(
+            listen,
+            admin_listen,
+            workers,
+            durability,
+            segment_bytes_max,
+            no_work_baseline,
+            clock_offset_ms
+        );
+        Ok((next, restart_needed))
+    }
+}
+
+impl crate::control::snapshot::Generational for Config {
+    fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
@@ -257,6 +287,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         }
     };
     Ok(Config {
+        generation: 0,
         listen,
         admin_listen,
         workers,

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::admin::WorkerStats;
 use crate::auth::{AuthError, TokenCache};
 use crate::config::{Config, Durability};
-use crate::control::snapshot::{PayloadFormat, Snapshot, SnapshotCell};
+use crate::control::snapshot::{PayloadFormat, Published, Snapshot, SnapshotCell};
 use crate::convert::ConvertError;
 use crate::convert::json::JsonConverter;
 use crate::convert::xml::XmlConverter;
@@ -147,7 +147,10 @@ struct Bucket {
 /// What one worker thread keeps between requests.
 pub struct Worker {
     pub index: usize,
-    pub config: Arc<Config>,
+    /// Where SIGHUP publishes a reloaded configuration.
+    config_cell: Arc<Published<Config>>,
+    /// The configuration this worker currently uses.
+    config: RefCell<Arc<Config>>,
     snapshot_cell: Arc<SnapshotCell>,
     snapshot: RefCell<Arc<Snapshot>>,
     logs: Arc<StreamLogs>,
@@ -169,7 +172,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         index: usize,
-        config: Arc<Config>,
+        config_cell: Arc<Published<Config>>,
         snapshot_cell: Arc<SnapshotCell>,
         logs: Arc<StreamLogs>,
         shutting_down: Arc<AtomicBool>,
@@ -178,7 +181,8 @@ impl Worker {
         let snapshot = snapshot_cell.load();
         Worker {
             index,
-            config,
+            config: RefCell::new(config_cell.load()),
+            config_cell,
             snapshot_cell,
             snapshot: RefCell::new(snapshot),
             logs,
@@ -202,20 +206,28 @@ impl Worker {
             .fetch_add(request_bytes as u64, Ordering::Relaxed);
     }
 
+    /// The configuration, refreshed if SIGHUP published a newer one.
+    pub fn config(&self) -> Arc<Config> {
+        let mut held = self.config.borrow_mut();
+        self.config_cell.refresh(&mut held);
+        Arc::clone(&held)
+    }
+
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
     }
 
     /// Decides everything that the head alone decides.
     pub fn admit(&self, head: &RequestHead<'_>) -> Result<Admitted, Reject> {
+        let config = self.config();
         let PathMatch::Stream(stream_id) = request::stream_id_from_path(head.target) else {
             return Err(Reject::UnknownPath);
         };
         if head.method != Method::Post {
             return Err(Reject::MethodNotAllowed);
         }
-        if self.config.no_work_baseline {
-            return self.check_framing(head).map(|()| Admitted {
+        if config.no_work_baseline {
+            return check_framing(&config, head).map(|()| Admitted {
                 log: None,
                 format: PayloadFormat::Json,
             });
@@ -240,25 +252,13 @@ impl Worker {
         if !media_ok {
             return Err(Reject::UnsupportedMediaType);
         }
-        self.check_framing(head)?;
-        self.take_token(tenant)?;
+        check_framing(&config, head)?;
+        self.take_token(&config, tenant)?;
         let log = self.log_for(tenant, stream_id, format);
         Ok(Admitted {
             log: Some(log),
             format,
         })
-    }
-
-    fn check_framing(&self, head: &RequestHead<'_>) -> Result<(), Reject> {
-        if let BodyFraming::Length(length) = head.framing {
-            if length > self.config.body_bytes_max as u64 {
-                return Err(Reject::PayloadTooLarge);
-            }
-        }
-        if head.expect == Expect::Unknown {
-            return Err(Reject::ExpectationFailed);
-        }
-        Ok(())
     }
 
     fn config_clock_now(&self) -> i64 {
@@ -288,11 +288,11 @@ impl Worker {
         log
     }
 
-    fn take_token(&self, tenant: &str) -> Result<(), Reject> {
-        let Some(rate) = self.config.rate_limits.for_tenant(tenant) else {
+    fn take_token(&self, config: &Config, tenant: &str) -> Result<(), Reject> {
+        let Some(rate) = config.rate_limits.for_tenant(tenant) else {
             return Ok(());
         };
-        let share = (rate as f64 / self.config.workers as f64).max(1.0);
+        let share = (rate as f64 / config.workers as f64).max(1.0);
         let mut buckets = self.buckets.borrow_mut();
         let now = Instant::now();
         let bucket = match buckets.get_mut(tenant) {
@@ -343,12 +343,26 @@ impl Worker {
             Outcome::Closed => return Err(Reject::ShuttingDown),
             Outcome::TooLarge => return Err(Reject::PayloadTooLarge),
         }
-        if self.config.durability == Durability::Disk {
-            let deadline = Instant::now() + Duration::from_millis(self.config.store_timeout_ms);
+        let config = self.config();
+        if config.durability == Durability::Disk {
+            let deadline = Instant::now() + Duration::from_millis(config.store_timeout_ms);
             wait_durable(log, ticket.end_position(), deadline).await?;
         }
         Ok(())
     }
+}
+
+/// The 413 and 417 that the head alone decides.
+fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> {
+    if let BodyFraming::Length(length) = head.framing {
+        if length > config.body_bytes_max as u64 {
+            return Err(Reject::PayloadTooLarge);
+        }
+    }
+    if head.expect == Expect::Unknown {
+        return Err(Reject::ExpectationFailed);
+    }
+    Ok(())
 }
 
 /// Waits until the records up to `position` are on stable storage, running

@@ -145,6 +145,10 @@ pub struct StreamLog {
     flushing: AtomicBool,
     /// Files holding records not yet known to be durable (disk mode only).
     unsynced: Mutex<Vec<Arc<File>>>,
+    /// Records written to this stream's segments since start.
+    pub records_written: AtomicU64,
+    /// Bytes in the open segment, for `/metrics`.
+    pub open_bytes: AtomicU64,
 }
 
 impl StreamLog {
@@ -172,6 +176,8 @@ impl StreamLog {
             durable_position: AtomicU64::new(0),
             flushing: AtomicBool::new(false),
             unsynced: Mutex::new(Vec::new()),
+            records_written: AtomicU64::new(0),
+            open_bytes: AtomicU64::new(0),
         }
     }
 
@@ -228,6 +234,9 @@ impl StreamLog {
             match segment.append(record) {
                 Ok(()) => {
                     state.position += record.len() as u64;
+                    self.records_written.fetch_add(1, Ordering::Relaxed);
+                    self.open_bytes
+                        .store(segment.len_bytes() as u64, Ordering::Relaxed);
                     return Outcome::Written;
                 }
                 Err(AppendError::Full) if attempt == 0 && !segment.is_empty() => self.retire(state),
@@ -274,6 +283,7 @@ impl StreamLog {
     /// Takes the open segment out of the writer and queues it for sealing.
     fn retire(&self, state: &mut WriterState) {
         if let Some(segment) = state.current.take() {
+            self.open_bytes.store(0, Ordering::Relaxed);
             if self.settings.sync_to_disk {
                 self.unsynced
                     .lock()

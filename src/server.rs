@@ -21,10 +21,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use monoio::net::{ListenerOpts, TcpListener};
 
-use crate::admin::{self, AdminState, Phase, WorkerStats};
+use crate::admin::{self, AdminState, Liveness, Phase, WorkerStats};
 use crate::clock::Clock;
 use crate::config::{Config, Durability, ServeFlags};
-use crate::control::snapshot::SnapshotCell;
+use crate::control::snapshot::{Published, SnapshotCell};
 use crate::control::store::Store;
 use crate::courier::Courier;
 use crate::http::connection::{self, ConnectionState};
@@ -76,37 +76,18 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
     let snapshot = Store::open(data_dir)
         .and_then(|store| store.snapshot())
         .map_err(|error| anyhow!("control store: {error}"))?;
-    let recovered = recover::recover_all(data_dir).context("recovering open segments")?;
-    telemetry::RECOVERED.emit(&[
-        ("segments", recovered.segments.into()),
-        ("records", recovered.records.into()),
-        ("dropped_bytes", recovered.dropped_bytes.into()),
-    ]);
-
     let logs = Arc::new(StreamLogs::new(LogSettings {
         data_dir: data_dir.to_path_buf(),
         segment_bytes_max: config.segment_bytes_max,
         sync_to_disk: config.durability == Durability::Disk,
         clock: Clock::with_offset_ms(config.clock_offset_ms),
     }));
-    let snapshot_cell = Arc::new(SnapshotCell::new(snapshot));
-    let shutting_down = Arc::new(AtomicBool::new(false));
-    let courier_stop = Arc::new(AtomicBool::new(false));
-    let courier = {
-        let courier = Courier {
-            data_dir: data_dir.to_path_buf(),
-            logs: Arc::clone(&logs),
-            snapshot: Arc::clone(&snapshot_cell),
-            seal_after_ms: config.seal_after_ms,
-            stop: Arc::clone(&courier_stop),
-        };
-        std::thread::Builder::new()
-            .name("sluice-courier".into())
-            .spawn(move || courier.run())?
-    };
-
+    // The admin listener comes up before recovery, so `/readyz` answers
+    // "starting" while a large data directory is recovered.
+    let liveness = Arc::new(Liveness::new(config.workers + 1));
     let stats: Vec<Arc<WorkerStats>> = (0..config.workers).map(|_| Arc::default()).collect();
     let admin = Arc::new(AdminState {
+        liveness: Arc::clone(&liveness),
         phase: AtomicU8::new(Phase::Starting as u8),
         workers: stats.clone(),
         logs: Arc::clone(&logs),
@@ -120,12 +101,40 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
             .name("sluice-admin".into())
             .spawn(move || admin::serve(admin_listener, admin))?;
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status("recovering open segments")]);
+    let recovered = recover::recover_all(data_dir).context("recovering open segments")?;
+    telemetry::RECOVERED.emit(&[
+        ("segments", recovered.segments.into()),
+        ("records", recovered.records.into()),
+        ("dropped_bytes", recovered.dropped_bytes.into()),
+    ]);
+    let snapshot_cell = Arc::new(SnapshotCell::new(snapshot));
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let courier_stop = Arc::new(AtomicBool::new(false));
+    let courier = {
+        let courier = Courier {
+            data_dir: data_dir.to_path_buf(),
+            logs: Arc::clone(&logs),
+            snapshot: Arc::clone(&snapshot_cell),
+            seal_after_ms: config.seal_after_ms,
+            stop: Arc::clone(&courier_stop),
+            liveness: Arc::clone(&liveness),
+            liveness_slot: config.workers,
+        };
+        std::thread::Builder::new()
+            .name("sluice-courier".into())
+            .spawn(move || courier.run())?
+    };
+
+    let config_cell = Arc::new(Published::new((*config).clone()));
+    let stats_for_status = stats.clone();
     let shared = Shared {
-        config: Arc::clone(&config),
+        config: Arc::clone(&config_cell),
         snapshot_cell,
         logs,
         shutting_down: Arc::clone(&shutting_down),
         stats,
+        liveness: Arc::clone(&liveness),
     };
     let (workers, addr) = match start_workers(&shared) {
         Ok(started) => started,
@@ -147,7 +156,7 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
     ]);
     telemetry::READY.emit(&[]);
 
-    wait_for_stop(&signals, &flags);
+    wait_for_stop(&signals, &flags, &config_cell, &liveness, &stats_for_status);
 
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     admin.set_phase(Phase::Draining);
@@ -167,19 +176,21 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
 /// What every worker thread shares.
 #[derive(Clone)]
 struct Shared {
-    config: Arc<Config>,
+    config: Arc<Published<Config>>,
     snapshot_cell: Arc<SnapshotCell>,
     logs: Arc<StreamLogs>,
     shutting_down: Arc<AtomicBool>,
     stats: Vec<Arc<WorkerStats>>,
+    liveness: Arc<Liveness>,
 }
 
 /// Starts worker 0 on the configured address, then the others on the
 /// address it got (which differs when port 0 was asked for).
 fn start_workers(shared: &Shared) -> anyhow::Result<(Vec<std::thread::JoinHandle<()>>, SocketAddr)> {
     let mut handles: Vec<std::thread::JoinHandle<()>> = Vec::new();
-    let mut addr = shared.config.listen;
-    for index in 0..shared.config.workers {
+    let config = shared.config.load();
+    let mut addr = config.listen;
+    for index in 0..config.workers {
         let (bound_tx, bound_rx) = mpsc::channel();
         let shared = shared.clone();
         let handle = std::thread::Builder::new()
@@ -236,17 +247,18 @@ fn worker_thread(
             Arc::clone(&shared.shutting_down),
             Arc::clone(&shared.stats[index]),
         ));
-        serve(listener, worker).await;
+        serve(listener, worker, Arc::clone(&shared.liveness)).await;
     });
 }
 
 /// Accepts until shutdown, then waits for connections to drain.
-async fn serve(listener: TcpListener, worker: Rc<Worker>) {
+async fn serve(listener: TcpListener, worker: Rc<Worker>, liveness: Arc<Liveness>) {
     let connections: Rc<RefCell<HashMap<u64, Rc<ConnectionState>>>> = Rc::default();
     monoio::spawn(watch_shutdown(
         Rc::clone(&worker),
         Rc::clone(&connections),
         listener.as_raw_fd(),
+        liveness,
     ));
     let mut next_id = 0u64;
     while !worker.is_shutting_down() {
@@ -264,7 +276,7 @@ async fn serve(listener: TcpListener, worker: Rc<Worker>) {
         if worker.is_shutting_down() {
             break;
         }
-        if worker.connections.get() >= worker.config.connections_per_worker_max {
+        if worker.connections.get() >= worker.config().connections_per_worker_max {
             monoio::spawn(connection::refuse(stream, Rc::clone(&worker)));
             continue;
         }
@@ -285,7 +297,7 @@ async fn serve(listener: TcpListener, worker: Rc<Worker>) {
         });
     }
     drop(listener);
-    let deadline = Instant::now() + Duration::from_millis(worker.config.drain_timeout_ms);
+    let deadline = Instant::now() + Duration::from_millis(worker.config().drain_timeout_ms);
     while worker.connections.get() > 0 && Instant::now() < deadline {
         for state in connections.borrow().values() {
             connection::shut_down_idle(state);
@@ -299,8 +311,12 @@ async fn watch_shutdown(
     worker: Rc<Worker>,
     connections: Rc<RefCell<HashMap<u64, Rc<ConnectionState>>>>,
     listener_fd: std::os::fd::RawFd,
+    liveness: Arc<Liveness>,
 ) {
     while !worker.is_shutting_down() {
+        // This task runs on the worker's own runtime: its beat proves the
+        // runtime is turning, which is what the watchdog wants to know.
+        liveness.beat(worker.index);
         monoio::time::sleep(Duration::from_millis(SHUTDOWN_POLL_MS)).await;
     }
     // SAFETY: plain system call; the listener outlives this call (the
@@ -380,29 +396,63 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// Waits for SIGTERM or SIGINT; SIGHUP reloads what can be reloaded.
-fn wait_for_stop(signals: &libc::sigset_t, flags: &ServeFlags) {
+fn wait_for_stop(
+    signals: &libc::sigset_t,
+    flags: &ServeFlags,
+    config: &Published<Config>,
+    liveness: &Liveness,
+    stats: &[Arc<WorkerStats>],
+) {
+    let watchdog = sd_notify::watchdog_enabled();
+    // Half the watchdog interval, as systemd recommends; at most a second,
+    // which is also how often STATUS= is refreshed.
+    let tick = watchdog.map_or(Duration::from_secs(1), |interval| {
+        (interval / 2).min(Duration::from_secs(1))
+    });
+    let timeout = libc::timespec {
+        tv_sec: tick.as_secs() as libc::time_t,
+        tv_nsec: tick.subsec_nanos() as _,
+    };
     loop {
-        let mut signal = 0;
-        // SAFETY: `signals` was initialised by block_signals.
-        let rc = unsafe { libc::sigwait(signals, &mut signal) };
-        if rc != 0 {
-            continue;
-        }
+        // SAFETY: `signals` was initialised by block_signals; a null info
+        // pointer is allowed.
+        let signal = unsafe { libc::sigtimedwait(signals, std::ptr::null_mut(), &timeout) };
         match signal {
-            libc::SIGHUP => reload(flags),
-            _ => return,
+            libc::SIGHUP => reload(flags, config),
+            libc::SIGTERM | libc::SIGINT => return,
+            _ => report_progress(watchdog.is_some(), liveness, stats),
         }
     }
 }
 
-/// SIGHUP: reads the configuration again; an invalid file keeps the old
-/// one. Only the log level takes effect without a restart so far.
-fn reload(flags: &ServeFlags) {
+/// Pets the systemd watchdog only while every worker runtime and the
+/// courier are beating, and refreshes the STATUS= line.
+fn report_progress(watchdog: bool, liveness: &Liveness, stats: &[Arc<WorkerStats>]) {
+    let records: u64 = stats.iter().map(|s| s.records.load(Ordering::Relaxed)).sum();
+    let status = format!("serving; {records} records stored since start");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+    if watchdog && liveness.all_alive() {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
+}
+
+/// SIGHUP: reads the configuration again and publishes it to the workers,
+/// who pick it up on their next request; connections are not touched. An
+/// invalid file keeps the running configuration. Limits, timeouts, rate
+/// limits and the log level change live; addresses, worker count,
+/// durability and segment size need a restart, and the reload says so.
+fn reload(flags: &ServeFlags, cell: &Published<Config>) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
-    match Config::reload(flags) {
-        Ok(config) => {
+    let current = cell.load();
+    match current.reload(flags) {
+        Ok((config, restart_needed)) => {
             telemetry::set_level(config.log_level);
-            telemetry::RELOAD.emit(&[]);
+            let generation = config.generation;
+            cell.publish(config);
+            telemetry::RELOAD.emit(&[
+                ("generation", generation.into()),
+                ("restart_needed_for", restart_needed.join(",").as_str().into()),
+            ]);
         }
         Err(error) => telemetry::RELOAD_FAILED.emit(&[("error", error.as_str().into())]),
     }

@@ -146,6 +146,12 @@ pub static ACCEPT_FAILED: Event = Event::new("accept-failed", Level::Warn);
 pub static RELOAD: Event = Event::new("reload", Level::Info);
 pub static RELOAD_FAILED: Event = Event::new("reload-failed", Level::Error);
 
+/// Bytes of segments sealed since start.
+pub static SEALED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How late (ms) the last segment was sealed after it was retired.
+pub static SEAL_LAG_MS: AtomicU64 = AtomicU64::new(0);
+
 /// Every named event, for `/metrics`.
 pub static ALL_EVENTS: &[&Event] = &[
     &STARTING,

@@ -85,39 +85,54 @@ impl Snapshot {
     }
 }
 
-/// Where the current snapshot is published. Readers call [`SnapshotCell::load_if_newer`]
-/// with the generation they hold; only when it moved do they take the mutex.
-pub struct SnapshotCell {
-    generation: AtomicU64,
-    current: Mutex<Arc<Snapshot>>,
+/// A value that carries the generation it was published under.
+pub trait Generational {
+    fn generation(&self) -> u64;
 }
 
-impl SnapshotCell {
-    pub fn new(snapshot: Snapshot) -> SnapshotCell {
-        SnapshotCell {
-            generation: AtomicU64::new(snapshot.generation),
-            current: Mutex::new(Arc::new(snapshot)),
+impl Generational for Snapshot {
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+/// Where the current value (a control snapshot, the configuration) is
+/// published. Readers call [`Published::refresh`] with the `Arc` they hold;
+/// only when the generation moved do they take the mutex.
+pub struct Published<T> {
+    generation: AtomicU64,
+    current: Mutex<Arc<T>>,
+}
+
+/// The published control snapshot.
+pub type SnapshotCell = Published<Snapshot>;
+
+impl<T: Generational> Published<T> {
+    pub fn new(value: T) -> Published<T> {
+        Published {
+            generation: AtomicU64::new(value.generation()),
+            current: Mutex::new(Arc::new(value)),
         }
     }
 
-    pub fn publish(&self, snapshot: Snapshot) {
-        let generation = snapshot.generation;
-        let mut current = self.current.lock().expect("snapshot mutex is never poisoned");
-        *current = Arc::new(snapshot);
+    pub fn publish(&self, value: T) {
+        let generation = value.generation();
+        let mut current = self.current.lock().expect("published mutex is never poisoned");
+        *current = Arc::new(value);
         self.generation.store(generation, Ordering::Release);
     }
 
-    pub fn load(&self) -> Arc<Snapshot> {
+    pub fn load(&self) -> Arc<T> {
         self.current
             .lock()
-            .expect("snapshot mutex is never poisoned")
+            .expect("published mutex is never poisoned")
             .clone()
     }
 
-    /// Refreshes `held` if a newer snapshot was published. One atomic load
-    /// in the common case.
-    pub fn refresh(&self, held: &mut Arc<Snapshot>) {
-        if self.generation.load(Ordering::Acquire) != held.generation {
+    /// Refreshes `held` if a newer value was published. One atomic load in
+    /// the common case.
+    pub fn refresh(&self, held: &mut Arc<T>) {
+        if self.generation.load(Ordering::Acquire) != held.generation() {
             *held = self.load();
         }
     }

@@ -37,6 +37,9 @@ pub struct Courier {
     pub seal_after_ms: i64,
     /// Set by the server once every worker has drained.
     pub stop: Arc<AtomicBool>,
+    /// Where this thread proves it is making progress.
+    pub liveness: Arc<crate::admin::Liveness>,
+    pub liveness_slot: usize,
 }
 
 impl Courier {
@@ -52,6 +55,7 @@ impl Courier {
         let mut last_poll = Instant::now();
         let mut generation = self.snapshot.load().generation;
         while !self.stop.load(Ordering::Acquire) {
+            self.liveness.beat(self.liveness_slot);
             self.seal_retired();
             let now_ms = self.logs.settings().clock.now_ms();
             for log in self.logs.all() {
@@ -74,16 +78,21 @@ impl Courier {
     fn seal_retired(&self) {
         while let Some(job) = self.logs.next_to_seal() {
             let open_path = job.open_path.clone();
+            let retired = job.retired;
             match writer::seal(job) {
                 Ok(Sealed::File {
                     path,
                     len_bytes,
                     records,
-                }) => telemetry::SEGMENT_SEALED.emit(&[
-                    ("path", path.to_string_lossy().as_ref().into()),
-                    ("bytes", len_bytes.into()),
-                    ("records", records.into()),
-                ]),
+                }) => {
+                    telemetry::SEALED_BYTES.fetch_add(len_bytes, Ordering::Relaxed);
+                    telemetry::SEAL_LAG_MS.store(retired.elapsed().as_millis() as u64, Ordering::Relaxed);
+                    telemetry::SEGMENT_SEALED.emit(&[
+                        ("path", path.to_string_lossy().as_ref().into()),
+                        ("bytes", len_bytes.into()),
+                        ("records", records.into()),
+                    ])
+                }
                 Ok(Sealed::Empty) => {}
                 // The open file stays; recovery seals it on the next start.
                 Err(error) => telemetry::SEAL_FAILED.emit(&[

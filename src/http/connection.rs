@@ -161,10 +161,10 @@ impl Connection {
                 return Ok(None);
             }
             let timeout = if self.input.is_empty() {
-                Duration::from_millis(worker.config.idle_timeout_ms)
+                Duration::from_millis(worker.config().idle_timeout_ms)
             } else {
                 let deadline = *deadline.get_or_insert_with(|| {
-                    Instant::now() + Duration::from_millis(worker.config.head_timeout_ms)
+                    Instant::now() + Duration::from_millis(worker.config().head_timeout_ms)
                 });
                 deadline.saturating_duration_since(Instant::now())
             };
@@ -180,7 +180,7 @@ impl Connection {
     async fn answer_unread(&mut self, worker: &Worker, head: &Head, reject: Reject) -> io::Result<bool> {
         let skip = match head.framing {
             BodyFraming::None => Some(0),
-            BodyFraming::Length(length) if length <= worker.config.body_bytes_max as u64 => {
+            BodyFraming::Length(length) if length <= worker.config().body_bytes_max as u64 => {
                 Some(length as usize)
             }
             _ => None,
@@ -205,6 +205,7 @@ impl Connection {
         head: &Head,
         admitted: &Admitted,
     ) -> io::Result<bool> {
+        let started = Instant::now();
         if head.expect == Expect::Continue {
             response::write_continue(&mut self.output);
             self.flush().await?;
@@ -241,6 +242,7 @@ impl Connection {
         match result {
             Ok(()) => {
                 worker.count_accepted(consumed - head.head_len);
+                worker.stats.observe_latency(started.elapsed());
                 response::write_accepted(&mut self.output, keep_alive);
                 Ok(keep_alive)
             }
@@ -255,7 +257,7 @@ impl Connection {
     /// Decodes a chunked body that starts at `start` into `self.chunked`;
     /// returns how many input bytes it took, head included.
     async fn read_chunked(&mut self, worker: &Worker, start: usize) -> io::Result<Result<usize, Reject>> {
-        let deadline = Instant::now() + Duration::from_millis(worker.config.body_timeout_ms);
+        let deadline = Instant::now() + Duration::from_millis(worker.config().body_timeout_ms);
         let mut decoder = ChunkedDecoder::new();
         let mut position = start;
         self.chunked.clear();
@@ -263,7 +265,7 @@ impl Connection {
             match decoder.decode(
                 &self.input[position..],
                 &mut self.chunked,
-                worker.config.body_bytes_max,
+                worker.config().body_bytes_max,
             ) {
                 Ok(progress) => {
                     position += progress.consumed;
@@ -299,7 +301,7 @@ impl Connection {
             return Ok(true);
         }
         self.input.reserve(len - self.input.len());
-        let deadline = Instant::now() + Duration::from_millis(worker.config.body_timeout_ms);
+        let deadline = Instant::now() + Duration::from_millis(worker.config().body_timeout_ms);
         while self.input.len() < len {
             match self
                 .read_more(deadline.saturating_duration_since(Instant::now()))

@@ -92,6 +92,7 @@ fn recover_one(open_path: &Path, recovered: &mut Recovered) -> io::Result<()> {
     let file = OpenOptions::new().read(true).write(true).open(open_path)?;
     let job = SealJob {
         file: Arc::new(file),
+        retired: std::time::Instant::now(),
         len_bytes: len as u64,
         records,
         open_path: open_path.to_path_buf(),

@@ -170,6 +170,7 @@ impl SegmentWriter {
     pub fn finish(self) -> SealJob {
         SealJob {
             file: self.file,
+            retired: std::time::Instant::now(),
             len_bytes: self.len_bytes as u64,
             records: self.records,
             open_path: self.open_path,
@@ -181,6 +182,8 @@ impl SegmentWriter {
 /// A segment that takes no more records and waits to be sealed.
 pub struct SealJob {
     pub file: Arc<File>,
+    /// When the segment stopped taking records, for the seal-lag metric.
+    pub retired: std::time::Instant,
     pub len_bytes: u64,
     pub records: u64,
     pub open_path: PathBuf,

@@ -1,0 +1,222 @@
+//! End-to-end tests of the operating surface inside `sluice serve`
+//! (issue 5): sd_notify messages, `/metrics`, `/healthz` and `/readyz`,
+//! SIGHUP reloads, and logs that never carry tokens or secrets.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use common::*;
+
+/// Finds the admin address in the `listening` log line.
+fn admin_addr(server: &Server) -> std::net::SocketAddr {
+    let logs = server.logs.lock().expect("logs");
+    for line in logs.iter() {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
+            if value["event"] == "listening" {
+                return value["admin_addr"]
+                    .as_str()
+                    .expect("admin_addr")
+                    .parse()
+                    .expect("addr");
+            }
+        }
+    }
+    panic!("no listening line")
+}
+
+/// A plain GET on the admin listener: (status, body).
+fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let status = response[9..12].parse().expect("status");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn sd_notify_ready_status_watchdog_and_stopping() {
+    let data = DataDir::new("notify");
+    let _s = setup(&data, "acme");
+    let socket_path = data.path.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let server = Server::start_with(
+        &data,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", socket_path.to_str().expect("utf-8")),
+            ("WATCHDOG_USEC", "1000000"),
+        ],
+    );
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.iter().any(|m: &String| m.contains("WATCHDOG=1")) {
+        let n = socket.recv(&mut buf).expect("a notify message");
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(server.stop().success());
+    while let Ok(n) = socket.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        if seen.last().is_some_and(|m| m.contains("STOPPING=1")) {
+            break;
+        }
+    }
+    let ready = seen
+        .iter()
+        .position(|m| m.contains("READY=1"))
+        .expect("READY=1 sent");
+    let watchdog = seen
+        .iter()
+        .position(|m| m.contains("WATCHDOG=1"))
+        .expect("WATCHDOG=1 sent");
+    assert!(ready < watchdog, "ready before the first watchdog ping: {seen:?}");
+    assert!(seen.iter().any(|m| m.starts_with("STATUS=")), "{seen:?}");
+    assert!(seen.iter().any(|m| m.contains("STOPPING=1")), "{seen:?}");
+}
+
+#[test]
+fn metrics_count_what_was_sent_and_health_endpoints_answer() {
+    let data = DataDir::new("metrics");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let admin = admin_addr(&server);
+    assert_eq!(admin_get(admin, "/healthz").0, 200);
+    assert_eq!(admin_get(admin, "/readyz").0, 200);
+    let mut stream = server.connect();
+    for n in 0..7 {
+        stream
+            .write_all(&post(
+                &s.json_stream,
+                "acme",
+                &s.token,
+                "application/json",
+                format!("{{\"n\":{n}}}").as_bytes(),
+            ))
+            .expect("write");
+        assert_eq!(read_response(&mut stream).expect("response").status, 202);
+    }
+    for _ in 0..3 {
+        stream
+            .write_all(&post(&s.json_stream, "acme", "bad", "application/json", b"{}"))
+            .expect("write");
+        assert_eq!(read_response(&mut stream).expect("response").status, 401);
+    }
+    let (status, body) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    let lines = body.lines().map(|line| Ok(line.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
+        scrape
+            .samples
+            .iter()
+            .find(|sample| {
+                sample.metric == name && label.is_none_or(|(key, want)| sample.labels.get(key) == Some(want))
+            })
+            .map(|sample| match sample.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => panic!("unexpected sample type for {name}"),
+            })
+            .unwrap_or_else(|| panic!("no sample {name} {label:?}"))
+    };
+    assert_eq!(value("sluice_responses_total", Some(("code", "202"))), 7.0);
+    assert_eq!(value("sluice_responses_total", Some(("code", "401"))), 3.0);
+    assert_eq!(value("sluice_records_total", None), 7.0);
+    assert_eq!(
+        value(
+            "sluice_stream_records_total",
+            Some(("stream", s.json_stream.as_str()))
+        ),
+        7.0
+    );
+    assert!(
+        value(
+            "sluice_open_segment_bytes",
+            Some(("stream", s.json_stream.as_str()))
+        ) > 0.0
+    );
+    assert_eq!(admin_get(admin, "/nowhere").0, 404);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn sighup_reloads_a_good_file_and_keeps_the_old_config_on_a_bad_one() {
+    let data = DataDir::new("sighup");
+    let s = setup(&data, "acme");
+    let config = data.path.join("sluice.toml");
+    std::fs::write(&config, "log_level = \"info\"\n").expect("write config");
+    let server = Server::start_with(&data, &["--config", config.to_str().expect("utf-8")], &[]);
+    let raw = post(&s.json_stream, "acme", &s.token, "application/json", b"{}");
+    let burst = |count: usize| -> Vec<u16> {
+        let mut stream = server.connect();
+        (0..count)
+            .map(|_| {
+                stream.write_all(&raw).expect("write");
+                read_response(&mut stream).expect("response").status
+            })
+            .collect()
+    };
+    assert!(burst(20).iter().all(|&status| status == 202));
+    // A good file: a rate limit appears without a restart, on the same process.
+    std::fs::write(&config, "[rate_limit]\ntenants = { acme = 2 }\n").expect("write config");
+    signal(&server.child, libc::SIGHUP);
+    assert!(eventually(Duration::from_secs(3), || burst(10).contains(&429)));
+    // A bad file: the old configuration stays and the reason is logged.
+    std::fs::write(&config, "rate_limit = 12\nnot toml [").expect("write config");
+    signal(&server.child, libc::SIGHUP);
+    assert!(eventually(Duration::from_secs(3), || server
+        .log_text()
+        .contains("reload-failed")));
+    assert!(
+        burst(10).contains(&429),
+        "the last good configuration is still in force"
+    );
+    assert!(server.stop().success());
+}
+
+#[test]
+fn logs_never_carry_tokens_or_secrets() {
+    let data = DataDir::new("secrets");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    for token in [
+        s.token.as_str(),
+        "bogus.token.value",
+        &s.token[..s.token.len() - 2],
+    ] {
+        let _ = server.send(&post(
+            &s.json_stream,
+            "acme",
+            token,
+            "application/json",
+            b"{\"x\":1}",
+        ));
+    }
+    let logs = std::sync::Arc::clone(&server.logs);
+    assert!(server.stop().success());
+    let text = || logs.lock().expect("logs").join("\n");
+    assert!(eventually(Duration::from_secs(3), || text()
+        .contains("\"event\":\"stopped\"")));
+    let text = text();
+    let signature = s.token.rsplit('.').next().expect("signature");
+    assert!(
+        !text.contains(signature),
+        "a token signature appeared in the logs"
+    );
+    assert!(!text.contains("bogus.token.value"));
+    assert!(!text.contains(std::str::from_utf8(SECRET).expect("ascii")));
+}
