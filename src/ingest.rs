@@ -167,6 +167,8 @@ pub struct Worker {
     pub connections: Cell<usize>,
     /// This worker's counters, summed by the admin listener.
     pub stats: Arc<WorkerStats>,
+    /// Numbers the requests whose failure is logged.
+    request_numbers: Cell<u64>,
 }
 
 impl Worker {
@@ -194,7 +196,15 @@ impl Worker {
             shutting_down,
             connections: Cell::new(0),
             stats,
+            request_numbers: Cell::new(0),
         }
+    }
+
+    /// The next number for a logged request id.
+    pub fn next_request_number(&self) -> u64 {
+        let number = self.request_numbers.get() + 1;
+        self.request_numbers.set(number);
+        number
     }
 
     /// Counts a 202 and the request bytes it consumed.

@@ -81,6 +81,24 @@ fn write_reject(worker: &Worker, output: &mut Vec<u8>, reject: Reject, keep_aliv
     );
 }
 
+/// Logs a request the appliance could not serve, with a request id
+/// (worker and sequence number) that the 5xx line and the client's retry
+/// can be matched by. No header value is logged: tokens never reach logs.
+fn log_failure(worker: &Worker, admitted: &Admitted, reject: Reject) {
+    let request_id = format!("w{}-{}", worker.index, worker.next_request_number());
+    let (tenant, stream) = admitted
+        .log
+        .as_ref()
+        .map_or(("", ""), |log| (log.tenant.as_str(), log.stream_id.as_str()));
+    crate::telemetry::REQUEST_FAILED.emit(&[
+        ("request_id", request_id.as_str().into()),
+        ("tenant", tenant.into()),
+        ("stream", stream.into()),
+        ("status", u64::from(reject.status()).into()),
+        ("error", reject.kind().into()),
+    ]);
+}
+
 /// What a parsed head left behind once its borrow of the input ended.
 struct Head {
     decision: Result<Admitted, Reject>,
@@ -247,6 +265,9 @@ impl Connection {
                 Ok(keep_alive)
             }
             Err(reject) => {
+                if reject.status() >= 500 {
+                    log_failure(worker, admitted, reject);
+                }
                 let keep_alive = keep_alive && !reject.closes_connection();
                 write_reject(worker, &mut self.output, reject, keep_alive);
                 Ok(keep_alive)
