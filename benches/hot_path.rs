@@ -81,6 +81,16 @@ fn json_convert(c: &mut Criterion) {
             assert_eq!(out.last(), Some(&b'\n'));
         })
     });
+    // simd-json's validation alone on the same body, to show how the
+    // converter's time splits between its two passes.
+    let mut buffers = simd_json::Buffers::new(big.len());
+    group.bench_function("simd_json_validate_254KiB", |b| {
+        b.iter(|| {
+            body.copy_from_slice(&big);
+            let tape = simd_json::to_tape_with_buffers(black_box(&mut body), &mut buffers).expect("valid");
+            black_box(tape);
+        })
+    });
     group.finish();
 }
 
