@@ -127,6 +127,7 @@ pub enum Verdict {
 /// One checked property of the host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
+    /// Whether the operator has something to do.
     pub verdict: Verdict,
     /// What was checked and what was found.
     pub what: String,
@@ -165,10 +166,13 @@ impl fmt::Display for Finding {
 /// What a kernel setting must satisfy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Accept {
+    /// A floor: more is as good.
     AtLeast(u64),
+    /// A ceiling: less is as good.
     AtMost(u64),
     /// Inclusive bounds; used where 0 means "off" and is not acceptable.
     Between(u64, u64),
+    /// Exactly this value.
     Equal(u64),
     /// A port range `low high` that covers `[low_max, high_min]`.
     Covers(u64, u64),
@@ -313,6 +317,11 @@ pub fn filesystem_name(magic: u32) -> String {
 
 /// Judges the host: one finding per property, in a fixed order.
 pub fn check(facts: &HostFacts) -> Vec<Finding> {
+    assert_eq!(
+        facts.sysctls.len(),
+        SYSCTLS.len(),
+        "HostFacts holds one value per SYSCTLS entry"
+    );
     let mut findings = vec![
         check_io_uring(facts),
         check_seccomp(facts),
@@ -701,8 +710,8 @@ fn clock_from_adjtimex() -> Option<ClockFacts> {
     })
 }
 
-/// Gathers the facts, writes one line per finding, and says whether any
-/// finding asks for a change.
+/// Gathers the facts, writes one line per finding, and returns how many
+/// findings ask for a change (0: the host needs nothing).
 pub fn run(data_dir: &Path, config: &Config, out: &mut dyn std::io::Write) -> std::io::Result<usize> {
     let findings = check(&HostFacts::gather(data_dir, config));
     for finding in &findings {
