@@ -21,6 +21,8 @@ use crate::control::snapshot::PayloadFormat;
 use crate::control::store::{self, KeyRecord, Store, StreamRecord, TenantRecord};
 use crate::limits::{TOKEN_DAYS_MAX, TOKEN_DAYS_MIN};
 
+mod ops;
+
 /// The environment variable naming the data directory when `--data-dir` is
 /// absent. It is read here rather than through clap's `env` feature, which
 /// this build does not enable.
@@ -71,6 +73,10 @@ enum Command {
     /// Add, list, show and delete streams.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Check this host for what sluice needs; exit 1 if something should change.
+    Doctor(ops::DoctorArgs),
+    /// Print a tenant's Postman v2.1 collection (one request per stream).
+    Postman(ops::PostmanArgs),
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +284,8 @@ fn run(
         Command::Key(command) => run_key(command, &mut Store::open(data_dir)?, out, diagnostics),
         Command::Token(command) => run_token(command, &Store::open(data_dir)?, out),
         Command::Stream(command) => run_stream(command, &mut Store::open(data_dir)?, out, diagnostics),
+        Command::Doctor(args) => ops::run_doctor(args, data_dir, out),
+        Command::Postman(args) => ops::run_postman(args, &Store::open(data_dir)?, out),
     }
 }
 
