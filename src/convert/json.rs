@@ -248,7 +248,10 @@ impl Scanner<'_> {
     fn string(&mut self, out: &mut Vec<u8>) -> Result<(), ConvertError> {
         let start = self.pos - 1;
         loop {
-            // Plain bytes are the common case; skip them in one tight loop.
+            // Plain bytes are the common case: skip eight at a time while no
+            // byte of the word is a quote, a backslash or a control
+            // character, then finish byte by byte.
+            self.pos = skip_plain_words(self.src, self.pos);
             while let Some(&byte) = self.src.get(self.pos) {
                 if byte == b'"' || byte == b'\\' || byte < 0x20 {
                     break;
@@ -368,6 +371,29 @@ impl Scanner<'_> {
         out.extend_from_slice(word);
         Ok(())
     }
+}
+
+/// The first position at or after `pos` whose 8-byte word holds a byte
+/// that ends a run of plain string bytes (`"`, `\\` or below 0x20), or the
+/// start of the last partial word. Classic SWAR: a byte of `x` is zero iff
+/// the high bit of `(x - 0x01…) & !x & 0x80…` is set for it, and a byte is
+/// below 0x20 iff the same test on `x - 0x20…` fires.
+fn skip_plain_words(src: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = src.get(pos..pos + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("an 8-byte slice"));
+        let quote = word ^ (ONES * u64::from(b'"'));
+        let backslash = word ^ (ONES * u64::from(b'\\'));
+        let special = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (word.wrapping_sub(ONES * 0x20) & !word);
+        if special & HIGHS != 0 {
+            break;
+        }
+        pos += 8;
+    }
+    pos
 }
 
 #[cfg(test)]
