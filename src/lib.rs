@@ -33,4 +33,5 @@ pub mod limits;
 pub mod ring;
 pub mod segment;
 pub mod server;
+pub mod tables;
 pub mod telemetry;
