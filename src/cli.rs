@@ -21,6 +21,8 @@ use crate::control::snapshot::PayloadFormat;
 use crate::control::store::{self, KeyRecord, Store, StreamRecord, TenantRecord};
 use crate::limits::{TOKEN_DAYS_MAX, TOKEN_DAYS_MIN};
 
+mod courier;
+
 /// The environment variable naming the data directory when `--data-dir` is
 /// absent. It is read here rather than through clap's `env` feature, which
 /// this build does not enable.
@@ -71,6 +73,20 @@ enum Command {
     /// Add, list, show and delete streams.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Add, list, show, edit, delete and run couriers; list their sample files.
+    #[command(subcommand)]
+    Courier(courier::CourierCommand),
+    /// Add, activate, list, show, edit and delete feeds.
+    #[command(subcommand)]
+    Feed(courier::FeedCommand),
+    /// List and show courier runs.
+    #[command(subcommand)]
+    Run(courier::RunCommand),
+    /// List domain tables and show their rows.
+    #[command(subcommand)]
+    Table(courier::TableCommand),
+    /// Run one read-only SELECT over a tenant's tables.
+    Sql(courier::SqlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +294,11 @@ fn run(
         Command::Key(command) => run_key(command, &mut Store::open(data_dir)?, out, diagnostics),
         Command::Token(command) => run_token(command, &Store::open(data_dir)?, out),
         Command::Stream(command) => run_stream(command, &mut Store::open(data_dir)?, out, diagnostics),
+        Command::Courier(command) => courier::run_courier(command, data_dir, out, diagnostics),
+        Command::Feed(command) => courier::run_feed(command, data_dir, out, diagnostics),
+        Command::Run(command) => courier::run_run(command, data_dir, out),
+        Command::Table(command) => courier::run_table(command, data_dir, out),
+        Command::Sql(args) => courier::run_sql(args, data_dir, out, diagnostics),
     }
 }
 

@@ -493,7 +493,7 @@ pub fn infer_columns(sample: &Path, query: Option<&str>) -> Result<Vec<Column>, 
         }
         Some(query) => {
             let mut statement = prepare_read_only(&connection, query)?;
-            let names: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
+            let names: Vec<String> = statement.column_names().map(str::to_string).collect();
             for name in &names {
                 observe(name, None);
             }
@@ -834,7 +834,7 @@ impl Tables {
     pub fn select(&self, sql: &str, rows_max: usize) -> Result<QueryResult, TablesError> {
         let rows_max = rows_max.min(SELECT_ROWS_MAX);
         let mut statement = prepare_read_only(&self.connection, sql)?;
-        let columns: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
+        let columns: Vec<String> = statement.column_names().map(str::to_string).collect();
         let mut rows = statement
             .query([])
             .map_err(|error| TablesError::Query(error.to_string()))?;
@@ -1099,7 +1099,7 @@ impl<'t> Loader<'t> {
     ) -> Result<LoadCounts, TablesError> {
         stage_raw(tx, records, usize::MAX)?;
         let mut statement = prepare_read_only(tx, query)?;
-        let names: Vec<String> = statement.column_names().into_iter().map(str::to_string).collect();
+        let names: Vec<String> = statement.column_names().map(str::to_string).collect();
         let expected: Vec<&str> = self
             .spec
             .columns
@@ -1338,7 +1338,9 @@ mod tests {
     fn schema_inference_table() {
         let dir = TempDir::new("infer");
         use ColumnType::*;
-        let cases: &[(&str, Result<Vec<(&str, ColumnType)>, &str>)] = &[
+        /// (sample content, the inferred columns or a fragment of the error)
+        type Case<'a> = (&'a str, Result<Vec<(&'a str, ColumnType)>, &'a str>);
+        let cases: &[Case] = &[
             (
                 "{\"id\":1,\"name\":\"a\",\"score\":1.5,\"ok\":true,\"tags\":[1],\"nested\":{\"x\":1},\"none\":null}\n",
                 Ok(vec![
@@ -1473,7 +1475,8 @@ mod tests {
         );
         tables.create(&spec).expect("create");
         // (file content, rows after loading it, ordered by id)
-        let steps: &[(&str, &[(&str, &str, i64)])] = &[
+        type Step<'a> = (&'a str, &'a [(&'a str, &'a str, i64)]);
+        let steps: &[Step] = &[
             (
                 "{\"id\":\"a\",\"ts\":\"2026-01-01T00:00:00Z\",\"v\":1}\n{\"id\":\"b\",\"ts\":\"2026-01-01T00:00:00Z\",\"v\":1}\n",
                 &[("a", "2026-01-01T00:00:00Z", 1), ("b", "2026-01-01T00:00:00Z", 1)],

@@ -1347,7 +1347,9 @@ mod tests {
 
     #[test]
     fn load_ops_shape_table() {
-        let good: &[(&str, &[(&str, &[&str])])] = &[
+        /// (load ops text, feed id → file tags)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a [&'a str])]);
+        let good: &[Case] = &[
             ("{}", &[]),
             (
                 r#"{"df-xxxxxx": [{"type": "load", "file": "web-events"}]}"#,
