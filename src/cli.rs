@@ -22,6 +22,7 @@ use crate::control::store::{self, KeyRecord, Store, StreamRecord, TenantRecord};
 use crate::limits::{TOKEN_DAYS_MAX, TOKEN_DAYS_MIN};
 
 mod ops;
+mod courier;
 
 /// The environment variable naming the data directory when `--data-dir` is
 /// absent. It is read here rather than through clap's `env` feature, which
@@ -77,6 +78,20 @@ enum Command {
     Doctor(ops::DoctorArgs),
     /// Print a tenant's Postman v2.1 collection (one request per stream).
     Postman(ops::PostmanArgs),
+    /// Add, list, show, edit, delete and run couriers; list their sample files.
+    #[command(subcommand)]
+    Courier(courier::CourierCommand),
+    /// Add, activate, list, show, edit and delete feeds.
+    #[command(subcommand)]
+    Feed(courier::FeedCommand),
+    /// List and show courier runs.
+    #[command(subcommand)]
+    Run(courier::RunCommand),
+    /// List domain tables and show their rows.
+    #[command(subcommand)]
+    Table(courier::TableCommand),
+    /// Run one read-only SELECT over a tenant's tables.
+    Sql(courier::SqlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -286,6 +301,11 @@ fn run(
         Command::Stream(command) => run_stream(command, &mut Store::open(data_dir)?, out, diagnostics),
         Command::Doctor(args) => ops::run_doctor(args, data_dir, out),
         Command::Postman(args) => ops::run_postman(args, &Store::open(data_dir)?, out),
+        Command::Courier(command) => courier::run_courier(command, data_dir, out, diagnostics),
+        Command::Feed(command) => courier::run_feed(command, data_dir, out, diagnostics),
+        Command::Run(command) => courier::run_run(command, data_dir, out),
+        Command::Table(command) => courier::run_table(command, data_dir, out),
+        Command::Sql(args) => courier::run_sql(args, data_dir, out, diagnostics),
     }
 }
 

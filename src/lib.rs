@@ -35,4 +35,5 @@ pub mod postman;
 pub mod ring;
 pub mod segment;
 pub mod server;
+pub mod tables;
 pub mod telemetry;

@@ -1,4 +1,5 @@
 //! (work in progress)
+pub mod couriers;
 pub mod ids;
 pub mod snapshot;
 pub mod store;
