@@ -7,6 +7,8 @@
 //! line `sluice: error: <reason>` with exit code 1 (2 for usage errors,
 //! which clap reports itself).
 
+mod group;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -71,6 +73,9 @@ enum Command {
     /// Add, list, show and delete streams.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// Courier groups: scheduled, time-zone-aware runs of couriers.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +283,7 @@ fn run(
         Command::Key(command) => run_key(command, &mut Store::open(data_dir)?, out, diagnostics),
         Command::Token(command) => run_token(command, &Store::open(data_dir)?, out),
         Command::Stream(command) => run_stream(command, &mut Store::open(data_dir)?, out, diagnostics),
+        Command::Group(command) => group::run(command, data_dir, out, diagnostics),
     }
 }
 

@@ -1,4 +1,5 @@
 //! (work in progress)
+pub mod groups;
 pub mod ids;
 pub mod snapshot;
 pub mod store;

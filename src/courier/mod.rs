@@ -8,6 +8,8 @@
 //! second), and closes the logs of deleted streams. On shutdown it closes
 //! every log and seals what is left.
 
+pub mod schedule;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
