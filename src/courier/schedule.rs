@@ -1143,3 +1143,941 @@ pub fn run_by_hand(
     };
     run_group(store, &env, &plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::groups::GroupSettings;
+    use std::collections::HashMap;
+    use std::sync::atomic::AtomicUsize;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse::<DateTime<Utc>>().expect("RFC 3339 time")
+    }
+
+    fn day(text: &str) -> NaiveDate {
+        text.parse().expect("date")
+    }
+
+    /// The next `count` fire times after `after`, as UTC strings.
+    fn fires(line: &str, zone: &str, after: &str, count: usize) -> Vec<String> {
+        Schedule::parse(line, zone)
+            .expect("schedule")
+            .next_fires(at(after), count)
+            .into_iter()
+            .map(rfc3339_utc)
+            .collect()
+    }
+
+    #[test]
+    fn cron_lines_good() {
+        let good = [
+            "* * * * *",
+            "30 8 * * *",
+            "30 8 * * 0",
+            "30 8 * * 7",
+            "0 9-17 * * 1-5",
+            "*/15 * * * *",
+            "0,30 */2 1,15 * *",
+            "0 0 1 jan *",
+            "0 6 * * MON-FRI",
+            "5 4 * 2-11/3 6",
+        ];
+        for line in good {
+            assert!(Schedule::parse(line, "UTC").is_ok(), "{line}");
+        }
+    }
+
+    #[test]
+    fn cron_lines_refused_with_reasons() {
+        let bad = [
+            (
+                "61 * * * *",
+                "invalid cron \"61 * * * *\": minute 61 is out of range 0-59",
+            ),
+            (
+                "0 24 * * *",
+                "invalid cron \"0 24 * * *\": hour 24 is out of range 0-23",
+            ),
+            (
+                "0 0 0 * *",
+                "invalid cron \"0 0 0 * *\": day-of-month 0 is out of range 1-31",
+            ),
+            (
+                "0 0 * 13 *",
+                "invalid cron \"0 0 * 13 *\": month 13 is out of range 1-12",
+            ),
+            (
+                "0 0 * * 8",
+                "invalid cron \"0 0 * * 8\": day-of-week 8 is out of range 0-7",
+            ),
+            (
+                "0 0 * * 1-9",
+                "invalid cron \"0 0 * * 1-9\": day-of-week 9 is out of range 0-7",
+            ),
+            (
+                "*/0 * * * *",
+                "invalid cron \"*/0 * * * *\": minute step 0 is not allowed",
+            ),
+            (
+                "* * * *",
+                "invalid cron \"* * * *\": expected 5 fields (minute hour day-of-month month day-of-week), found 4",
+            ),
+            (
+                "0 * * * * *",
+                "invalid cron \"0 * * * * *\": expected 5 fields (minute hour day-of-month month day-of-week), found 6",
+            ),
+            (
+                "",
+                "invalid cron \"\": expected 5 fields (minute hour day-of-month month day-of-week), found 0",
+            ),
+        ];
+        for (line, expected) in bad {
+            let error = Schedule::parse(line, "UTC").expect_err(line);
+            assert_eq!(error.to_string(), expected);
+            assert_eq!(error.kind(), "invalid-cron");
+        }
+        // Croner's own refusals are attributed to the field.
+        let error = Schedule::parse("x * * * *", "UTC").expect_err("x");
+        assert!(
+            error
+                .to_string()
+                .starts_with("invalid cron \"x * * * *\": minute field \"x\": "),
+            "{error}"
+        );
+        let zone = Schedule::parse("* * * * *", "Mars/Olympus").expect_err("zone");
+        assert_eq!(
+            zone.to_string(),
+            "unknown time zone \"Mars/Olympus\": use an IANA name such as America/Los_Angeles"
+        );
+        assert_eq!(zone.kind(), "unknown-time-zone");
+    }
+
+    #[test]
+    fn day_of_week_zero_and_seven_are_sunday() {
+        // 2026-03-01 is a Sunday.
+        let expected = vec!["2026-03-01T08:30:00Z", "2026-03-08T08:30:00Z"];
+        assert_eq!(fires("30 8 * * 0", "UTC", "2026-02-28T00:00:00Z", 2), expected);
+        assert_eq!(fires("30 8 * * 7", "UTC", "2026-02-28T00:00:00Z", 2), expected);
+    }
+
+    #[test]
+    fn spring_forward_fires_once_at_the_end_of_the_gap() {
+        let cases: &[(&str, &str, &str, &[&str])] = &[
+            // Los Angeles skips 02:00-03:00 PST on 2026-03-08: 02:30 fires at 03:00 PDT.
+            (
+                "30 2 * * *",
+                "America/Los_Angeles",
+                "2026-03-07T00:00:00Z",
+                &[
+                    "2026-03-07T10:30:00Z",
+                    "2026-03-08T10:00:00Z",
+                    "2026-03-09T09:30:00Z",
+                ],
+            ),
+            // Berlin skips 02:00-03:00 CET on 2026-03-29: 02:30 fires at 03:00 CEST.
+            (
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-03-28T00:00:00Z",
+                &[
+                    "2026-03-28T01:30:00Z",
+                    "2026-03-29T01:00:00Z",
+                    "2026-03-30T00:30:00Z",
+                ],
+            ),
+            // Several skipped wall times landing on one instant fire once.
+            (
+                "*/30 * * * *",
+                "America/Los_Angeles",
+                "2026-03-08T08:59:00Z",
+                &[
+                    "2026-03-08T09:00:00Z",
+                    "2026-03-08T09:30:00Z",
+                    "2026-03-08T10:00:00Z",
+                    "2026-03-08T10:30:00Z",
+                ],
+            ),
+        ];
+        for (line, zone, after, expected) in cases {
+            assert_eq!(
+                fires(line, zone, after, expected.len()),
+                *expected,
+                "{line} {zone}"
+            );
+        }
+    }
+
+    #[test]
+    fn fall_back_fires_only_the_first_occurrence() {
+        let cases: &[(&str, &str, &str, &[&str])] = &[
+            // Los Angeles repeats 01:00-02:00 on 2026-11-01: 01:30 PDT only.
+            (
+                "30 1 * * *",
+                "America/Los_Angeles",
+                "2026-10-31T00:00:00Z",
+                &[
+                    "2026-10-31T08:30:00Z",
+                    "2026-11-01T08:30:00Z",
+                    "2026-11-02T09:30:00Z",
+                ],
+            ),
+            // Berlin repeats 02:00-03:00 on 2026-10-25: 02:30 CEST only.
+            (
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-10-24T00:00:00Z",
+                &[
+                    "2026-10-24T00:30:00Z",
+                    "2026-10-25T00:30:00Z",
+                    "2026-10-26T01:30:00Z",
+                ],
+            ),
+            // An every-half-hour group pauses through the repeated hour.
+            (
+                "*/30 * * * *",
+                "America/Los_Angeles",
+                "2026-11-01T07:45:00Z",
+                &[
+                    "2026-11-01T08:00:00Z",
+                    "2026-11-01T08:30:00Z",
+                    "2026-11-01T10:00:00Z",
+                ],
+            ),
+        ];
+        for (line, zone, after, expected) in cases {
+            assert_eq!(
+                fires(line, zone, after, expected.len()),
+                *expected,
+                "{line} {zone}"
+            );
+        }
+        // Asked from inside the second pass, the next fire is after it.
+        assert_eq!(
+            fires("30 1 * * *", "America/Los_Angeles", "2026-11-01T09:10:00Z", 1),
+            vec!["2026-11-02T09:30:00Z"]
+        );
+    }
+
+    #[test]
+    fn latest_fire_at_or_before() {
+        let cases = [
+            (
+                "30 1 * * *",
+                "America/Los_Angeles",
+                "2026-11-01T09:45:00Z",
+                "2026-11-01T08:30:00Z",
+            ),
+            (
+                "30 1 * * *",
+                "America/Los_Angeles",
+                "2026-11-01T08:30:00Z",
+                "2026-11-01T08:30:00Z",
+            ),
+            (
+                "30 1 * * *",
+                "America/Los_Angeles",
+                "2026-11-01T08:29:59Z",
+                "2026-10-31T08:30:00Z",
+            ),
+            (
+                "30 2 * * *",
+                "America/Los_Angeles",
+                "2026-03-08T10:05:00Z",
+                "2026-03-08T10:00:00Z",
+            ),
+            (
+                "30 2 * * *",
+                "Europe/Berlin",
+                "2026-03-29T00:59:00Z",
+                "2026-03-28T01:30:00Z",
+            ),
+            ("* * * * *", "UTC", "2026-05-05T10:00:59Z", "2026-05-05T10:00:00Z"),
+        ];
+        for (line, zone, now, expected) in cases {
+            let schedule = Schedule::parse(line, zone).expect("schedule");
+            let latest = schedule.latest_at_or_before(at(now)).map(rfc3339_utc);
+            assert_eq!(latest.as_deref(), Some(expected), "{line} {zone} {now}");
+        }
+    }
+
+    #[test]
+    fn next_fires_print_in_the_zone() {
+        let schedule = Schedule::parse("30 2 * * *", "America/Los_Angeles").expect("schedule");
+        let printed: Vec<String> = schedule
+            .next_fires(at("2026-03-07T00:00:00Z"), 3)
+            .into_iter()
+            .map(|fire| format_in_zone(schedule.zone(), fire))
+            .collect();
+        assert_eq!(
+            printed,
+            vec![
+                "2026-03-07T02:30:00-08:00",
+                "2026-03-08T03:00:00-07:00",
+                "2026-03-09T02:30:00-07:00"
+            ]
+        );
+    }
+
+    #[test]
+    fn scheduled_windows() {
+        let la: Tz = "America/Los_Angeles".parse().expect("zone");
+        let berlin: Tz = "Europe/Berlin".parse().expect("zone");
+        let cases = [
+            // UTC: 24 real hours back, whatever the zone does.
+            (la, false, 86_400, "2026-03-08T15:30:00Z", "2026-03-07T15:30:00Z"),
+            // In the zone: the same wall time the day before, 23 h across spring forward...
+            (la, true, 86_400, "2026-03-08T15:30:00Z", "2026-03-07T16:30:00Z"),
+            // ... 25 h across fall back ...
+            (la, true, 86_400, "2026-11-01T16:30:00Z", "2026-10-31T15:30:00Z"),
+            (
+                berlin,
+                true,
+                86_400,
+                "2026-10-25T07:00:00Z",
+                "2026-10-24T06:00:00Z",
+            ),
+            // ... and 24 h when no change lies between.
+            (la, true, 86_400, "2026-06-10T15:30:00Z", "2026-06-09T15:30:00Z"),
+            // Other offsets.
+            (la, false, 7_200, "2026-03-08T15:30:00Z", "2026-03-08T13:30:00Z"),
+            (la, true, 172_800, "2026-03-09T15:30:00Z", "2026-03-07T16:30:00Z"),
+            // A start inside the gap resolves to the end of the gap (03:00 PDT).
+            (la, true, 3_600, "2026-03-08T10:30:00Z", "2026-03-08T10:00:00Z"),
+        ];
+        for (zone, in_tz, offset, scheduled, from) in cases {
+            let window = scheduled_window(zone, in_tz, offset, at(scheduled));
+            assert_eq!(
+                (rfc3339_utc(window.from), rfc3339_utc(window.to)),
+                (from.to_string(), scheduled.to_string()),
+                "{zone} {in_tz} {offset} {scheduled}"
+            );
+        }
+    }
+
+    #[test]
+    fn day_windows() {
+        let la: Tz = "America/Los_Angeles".parse().expect("zone");
+        let berlin: Tz = "Europe/Berlin".parse().expect("zone");
+        let cases = [
+            (
+                la,
+                false,
+                "2026-03-08",
+                "2026-03-08T00:00:00Z",
+                "2026-03-09T00:00:00Z",
+            ),
+            (
+                la,
+                true,
+                "2026-03-08",
+                "2026-03-08T08:00:00Z",
+                "2026-03-09T07:00:00Z",
+            ),
+            (
+                la,
+                true,
+                "2026-11-01",
+                "2026-11-01T07:00:00Z",
+                "2026-11-02T08:00:00Z",
+            ),
+            (
+                berlin,
+                true,
+                "2026-10-25",
+                "2026-10-24T22:00:00Z",
+                "2026-10-25T23:00:00Z",
+            ),
+        ];
+        for (zone, in_tz, date, from, to) in cases {
+            let window = day_window(zone, in_tz, day(date));
+            assert_eq!(
+                window.to_string(),
+                format!("[{from}, {to})"),
+                "{zone} {in_tz} {date}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let good = [
+            ("0", 0),
+            ("0s", 0),
+            ("90s", 90),
+            ("15m", 900),
+            ("2h", 7_200),
+            ("1d", 86_400),
+            ("1h30m", 5_400),
+        ];
+        for (text, seconds) in good {
+            assert_eq!(parse_duration(text), Ok(seconds), "{text}");
+        }
+        for text in ["", "5", "2x", "h", "-1h", "1.5h", "99999999999999999999d"] {
+            assert_eq!(
+                parse_duration(text),
+                Err(format!(
+                    "invalid duration {text:?}: use a number and a unit s, m, h or d, like 90s, 15m, 2h or 1d"
+                )),
+                "{text}"
+            );
+        }
+        let formatted = [
+            (0, "0s"),
+            (90, "90s"),
+            (5_400, "90m"),
+            (7_200, "2h"),
+            (86_400, "1d"),
+            (-1, "-1s"),
+        ];
+        for (seconds, text) in formatted {
+            assert_eq!(format_duration(seconds), text);
+        }
+    }
+
+    /// Time that moves only when something sleeps. `hook` runs at every
+    /// sleep with the new time, to change the world mid-wait.
+    struct FakePacer {
+        now: Mutex<DateTime<Utc>>,
+        sleeps: AtomicUsize,
+        hook: Box<dyn Fn(DateTime<Utc>) + Send + Sync>,
+        /// Real time to give other threads at each sleep (loop tests).
+        real_sleep: Duration,
+    }
+
+    impl FakePacer {
+        fn new(start: DateTime<Utc>) -> FakePacer {
+            FakePacer {
+                now: Mutex::new(start),
+                sleeps: AtomicUsize::new(0),
+                hook: Box::new(|_| {}),
+                real_sleep: Duration::ZERO,
+            }
+        }
+    }
+
+    impl Pacer for FakePacer {
+        fn now(&self) -> DateTime<Utc> {
+            *self.now.lock().expect("lock")
+        }
+
+        fn sleep(&self, duration: Duration) {
+            let now = {
+                let mut now = self.now.lock().expect("lock");
+                *now += TimeDelta::from_std(duration).expect("short duration");
+                *now
+            };
+            self.sleeps.fetch_add(1, Ordering::Relaxed);
+            (self.hook)(now);
+            if !self.real_sleep.is_zero() {
+                std::thread::sleep(self.real_sleep);
+            }
+        }
+    }
+
+    /// Couriers whose files appear at given times, some of which fail.
+    #[derive(Default)]
+    struct FakeRunner {
+        /// When a courier's first file appears; absent means never.
+        files_from: HashMap<String, DateTime<Utc>>,
+        failing: HashSet<String>,
+        /// The time source `files_from` is compared with.
+        pacer: Option<Arc<FakePacer>>,
+        runs: Mutex<Vec<(String, String, Window)>>,
+    }
+
+    impl FakeRunner {
+        fn runs(&self) -> Vec<(String, String, Window)> {
+            self.runs.lock().expect("lock").clone()
+        }
+    }
+
+    impl CourierRunner for FakeRunner {
+        fn courier_exists(&self, _: &str, courier: &str) -> anyhow::Result<bool> {
+            Ok(courier.starts_with("c-"))
+        }
+
+        fn pending_files(&self, _: &str, courier: &str, _: &Window) -> anyhow::Result<usize> {
+            let now = self
+                .pacer
+                .as_ref()
+                .map(|pacer| pacer.now())
+                .unwrap_or_else(Utc::now);
+            Ok(match self.files_from.get(courier) {
+                Some(from) if *from <= now => 1,
+                _ => 0,
+            })
+        }
+
+        fn run(&self, _: &str, courier: &str, window: &Window, trigger: &str) -> anyhow::Result<RunSummary> {
+            self.runs
+                .lock()
+                .expect("lock")
+                .push((courier.to_string(), trigger.to_string(), window.clone()));
+            if self.failing.contains(courier) {
+                anyhow::bail!("Cannot find required feeds: \"df-x\"");
+            }
+            Ok(RunSummary {
+                run_id: format!("run-{courier}"),
+                succeeded: true,
+                files: 1,
+                records: 3,
+                rejected: 0,
+                duration_ms: 7,
+                message: "Completed in 0 seconds".to_string(),
+            })
+        }
+    }
+
+    fn group(name: &str, cron: &str, couriers: &[&str], after: &[&str], wait_seconds: i64) -> GroupRecord {
+        GroupRecord {
+            tenant: "acme".to_string(),
+            name: name.to_string(),
+            settings: GroupSettings {
+                cron: cron.to_string(),
+                tz: "America/Los_Angeles".to_string(),
+                file_dates_in_tz: false,
+                couriers: couriers.iter().map(|c| c.to_string()).collect(),
+                after: after.iter().map(|c| c.to_string()).collect(),
+                wait_seconds,
+                offset_seconds: OFFSET_SECONDS_DEFAULT,
+                enabled: true,
+            },
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    /// A store with tenant `acme` and the given groups.
+    fn store_with(
+        label: &str,
+        groups_to_add: &[&GroupRecord],
+    ) -> (crate::control::groups::tests::TempDir, Store) {
+        let dir = crate::control::groups::tests::TempDir::new(label);
+        let mut store = Store::open(&dir.0).expect("open");
+        store.tenant_add("acme").expect("tenant");
+        let known = |_: &str, courier: &str| Ok(courier.starts_with("c-"));
+        for group in groups_to_add {
+            groups::add(&mut store, "acme", &group.name, &group.settings, &known).expect("add group");
+        }
+        (dir, store)
+    }
+
+    fn env<'a>(runner: &'a FakeRunner, pacer: &'a FakePacer, stop: &'a AtomicBool) -> RunEnv<'a> {
+        RunEnv {
+            runner,
+            pacer,
+            stop,
+            poll: Duration::from_millis(WAIT_POLL_MS),
+        }
+    }
+
+    fn plan_for(group: &GroupRecord, scheduled: &str) -> RunPlan {
+        let zone = group.schedule().expect("schedule").zone();
+        RunPlan::scheduled(group, zone, at(scheduled), Trigger::Schedule)
+    }
+
+    #[test]
+    fn a_group_of_two_where_one_fails_fails_and_keeps_both_results() {
+        let g = group("g", "30 8 * * *", &["c-ok", "c-bad"], &[], 0);
+        let (_dir, mut store) = store_with("two-couriers", &[&g]);
+        let pacer = FakePacer::new(at("2026-03-08T15:30:00Z"));
+        let mut runner = FakeRunner::default();
+        runner
+            .files_from
+            .insert("c-ok".to_string(), at("2026-01-01T00:00:00Z"));
+        runner
+            .files_from
+            .insert("c-bad".to_string(), at("2026-01-01T00:00:00Z"));
+        runner.failing.insert("c-bad".to_string());
+        let stop = AtomicBool::new(false);
+        let plan = plan_for(&g, "2026-03-08T15:30:00Z");
+        let (run_id, outcome) = run_group(&mut store, &env(&runner, &pacer, &stop), &plan).expect("run");
+        assert_eq!(outcome.status, RunStatus::Failed);
+        assert_eq!(
+            outcome.message,
+            "courier \"c-bad\": Cannot find required feeds: \"df-x\""
+        );
+        assert_eq!(
+            outcome
+                .couriers
+                .iter()
+                .map(|c| (c.courier.as_str(), c.succeeded))
+                .collect::<Vec<_>>(),
+            vec![("c-ok", true), ("c-bad", false)]
+        );
+        // Both ran, in order, over the scheduled window, as the group.
+        let window = Window::Range {
+            from: at("2026-03-07T15:30:00Z"),
+            to: at("2026-03-08T15:30:00Z"),
+        };
+        assert_eq!(
+            runner.runs(),
+            vec![
+                ("c-ok".to_string(), "group:g".to_string(), window.clone()),
+                ("c-bad".to_string(), "group:g".to_string(), window),
+            ]
+        );
+        let history = groups::runs(&store, "acme", "g", 5).expect("runs");
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].id, run_id);
+        assert_eq!(history[0].status, RunStatus::Failed);
+        assert_eq!(history[0].couriers, outcome.couriers);
+        assert_eq!(history[0].couriers[0].run_id.as_deref(), Some("run-c-ok"));
+        assert_eq!(
+            pacer.sleeps.load(Ordering::Relaxed),
+            0,
+            "files were there: no waiting"
+        );
+    }
+
+    #[test]
+    fn all_couriers_succeeding_make_the_group_succeed() {
+        let g = group("g", "30 8 * * *", &["c-1", "c-2"], &[], 0);
+        let (_dir, mut store) = store_with("all-succeed", &[&g]);
+        let pacer = FakePacer::new(at("2026-03-08T15:30:00Z"));
+        let mut runner = FakeRunner::default();
+        for courier in ["c-1", "c-2"] {
+            runner
+                .files_from
+                .insert(courier.to_string(), at("2026-01-01T00:00:00Z"));
+        }
+        let stop = AtomicBool::new(false);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&g, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Succeeded);
+        assert_eq!(outcome.message, "2 of 2 couriers succeeded: 2 files, 6 records");
+    }
+
+    #[test]
+    fn wait_time_expires_with_a_message_saying_what_is_missing() {
+        let g = group("g", "30 8 * * *", &["c-late", "c-never"], &[], 7_200);
+        let (_dir, mut store) = store_with("wait-expiry", &[&g]);
+        let pacer = Arc::new(FakePacer::new(at("2026-03-08T15:30:00Z")));
+        let mut runner = FakeRunner {
+            pacer: Some(Arc::clone(&pacer)),
+            ..FakeRunner::default()
+        };
+        // One courier's file arrives 30 minutes late; the other's never.
+        runner
+            .files_from
+            .insert("c-late".to_string(), at("2026-03-08T16:00:00Z"));
+        let stop = AtomicBool::new(false);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&g, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Failed);
+        assert_eq!(
+            outcome.couriers[1].message,
+            "no sealed files for courier \"c-never\" in [2026-03-07T15:30:00Z, 2026-03-08T15:30:00Z) after waiting 2h"
+        );
+        assert!(outcome.couriers[0].succeeded, "the late courier still loaded");
+        // Waited exactly the wait time, in polls, without sleeping for real.
+        assert_eq!(pacer.now(), at("2026-03-08T17:30:00Z"));
+        assert_eq!(pacer.sleeps.load(Ordering::Relaxed), 7_200 / 5);
+    }
+
+    #[test]
+    fn a_late_file_ends_the_wait() {
+        let g = group("g", "30 8 * * *", &["c-late"], &[], 7_200);
+        let (_dir, mut store) = store_with("late-file", &[&g]);
+        let pacer = Arc::new(FakePacer::new(at("2026-03-08T15:30:00Z")));
+        let mut runner = FakeRunner {
+            pacer: Some(Arc::clone(&pacer)),
+            ..FakeRunner::default()
+        };
+        runner
+            .files_from
+            .insert("c-late".to_string(), at("2026-03-08T16:00:00Z"));
+        let stop = AtomicBool::new(false);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&g, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Succeeded);
+        assert_eq!(pacer.now(), at("2026-03-08T16:00:00Z"));
+    }
+
+    #[test]
+    fn without_a_wait_time_an_empty_window_fails_at_once() {
+        let g = group("g", "30 8 * * *", &["c-1"], &[], 0);
+        let (_dir, mut store) = store_with("no-wait", &[&g]);
+        let pacer = FakePacer::new(at("2026-03-08T15:30:00Z"));
+        let runner = FakeRunner::default();
+        let stop = AtomicBool::new(false);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&g, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Failed);
+        assert_eq!(
+            outcome.message,
+            "courier \"c-1\": no sealed files for courier \"c-1\" in [2026-03-07T15:30:00Z, \
+             2026-03-08T15:30:00Z) after waiting 0s"
+        );
+        assert!(runner.runs().is_empty());
+        assert_eq!(pacer.sleeps.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn stopping_interrupts_a_waiting_run() {
+        let g = group("g", "30 8 * * *", &["c-1"], &[], 7_200);
+        let (_dir, mut store) = store_with("stop", &[&g]);
+        let pacer = FakePacer::new(at("2026-03-08T15:30:00Z"));
+        let runner = FakeRunner::default();
+        let stop = AtomicBool::new(true);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&g, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Interrupted);
+        assert_eq!(
+            groups::run_status(&store, "acme", "g", at("2026-03-08T15:30:00Z")).expect("status"),
+            Some(RunStatus::Interrupted)
+        );
+    }
+
+    #[test]
+    fn after_waits_for_the_constraint_groups_success() {
+        let upstream = group("up", "30 8 * * *", &["c-1"], &[], 0);
+        let downstream = group("down", "30 8 * * *", &["c-2"], &["up"], 3_600);
+        let (dir, mut store) = store_with("after-order", &[&upstream, &downstream]);
+        let data_dir = dir.0.clone();
+        let scheduled = at("2026-03-08T15:30:00Z");
+        let mut pacer = FakePacer::new(scheduled);
+        // Upstream's run succeeds ten minutes in, written by another
+        // connection as the scheduler's other run thread would.
+        pacer.hook = Box::new(move |now| {
+            if now == scheduled + TimeDelta::minutes(10) {
+                let mut other = Store::open(&data_dir).expect("open");
+                let window = (scheduled - TimeDelta::days(1), scheduled);
+                let id = groups::run_begin(&mut other, "acme", "up", scheduled, window, "schedule")
+                    .expect("begin");
+                groups::run_finish(&mut other, id, RunStatus::Succeeded, "ok", &[]).expect("finish");
+            }
+        });
+        let mut runner = FakeRunner::default();
+        runner
+            .files_from
+            .insert("c-2".to_string(), at("2026-01-01T00:00:00Z"));
+        let stop = AtomicBool::new(false);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&downstream, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Succeeded, "{}", outcome.message);
+        assert_eq!(pacer.now(), scheduled + TimeDelta::minutes(10));
+        assert_eq!(runner.runs().len(), 1);
+    }
+
+    #[test]
+    fn after_fails_when_the_constraint_group_failed_or_never_ran() {
+        let upstream = group("up", "30 8 * * *", &["c-1"], &[], 0);
+        let downstream = group("down", "30 8 * * *", &["c-2"], &["up"], 3_600);
+        let (_dir, mut store) = store_with("after-fail", &[&upstream, &downstream]);
+        let mut runner = FakeRunner::default();
+        runner
+            .files_from
+            .insert("c-2".to_string(), at("2026-01-01T00:00:00Z"));
+        let stop = AtomicBool::new(false);
+
+        // Never ran: waits the whole hour, then fails.
+        let pacer = FakePacer::new(at("2026-03-08T15:30:00Z"));
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&downstream, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(
+            outcome.message,
+            "constraint group \"up\" has no successful run for this window after waiting 1h"
+        );
+        assert_eq!(pacer.now(), at("2026-03-08T16:30:00Z"));
+
+        // Failed (for the same fire time): fails at once, runs no courier.
+        let scheduled = at("2026-03-09T15:30:00Z");
+        let window = (scheduled - TimeDelta::days(1), scheduled);
+        let id = groups::run_begin(&mut store, "acme", "up", scheduled, window, "schedule").expect("begin");
+        groups::run_finish(&mut store, id, RunStatus::Failed, "boom", &[]).expect("finish");
+        let pacer = FakePacer::new(scheduled);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&downstream, "2026-03-09T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Failed);
+        assert_eq!(outcome.message, "constraint group \"up\" failed for this window");
+        assert_eq!(
+            outcome.couriers[0].message,
+            "not run: constraint group \"up\" failed for this window"
+        );
+        assert_eq!(pacer.sleeps.load(Ordering::Relaxed), 0);
+        assert!(runner.runs().is_empty());
+    }
+
+    #[test]
+    fn runs_by_hand_take_only_the_given_day() {
+        let mut g = group("g", "30 8 * * *", &["c-1"], &["other"], 7_200);
+        let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"));
+        assert_eq!(plan.window, Window::Day(day("2026-03-08")));
+        assert!(plan.after.is_empty(), "constraints gate the schedule only");
+        g.settings.file_dates_in_tz = true;
+        let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"));
+        assert_eq!(
+            plan.window,
+            Window::Range {
+                from: at("2026-03-08T08:00:00Z"),
+                to: at("2026-03-09T07:00:00Z"),
+            }
+        );
+        g.settings.after.clear();
+        let (_dir, mut store) = store_with("by-hand", &[&g]);
+        // No file listed as pending: a run by hand runs the courier anyway.
+        let runner = FakeRunner::default();
+        let (_, outcome) = run_by_hand(&mut store, &runner, &g, day("2026-03-08")).expect("run");
+        assert_eq!(outcome.status, RunStatus::Succeeded);
+        assert_eq!(runner.runs().len(), 1);
+        assert_eq!(
+            groups::runs(&store, "acme", "g", 1).expect("runs")[0].trigger,
+            "manual"
+        );
+    }
+
+    #[test]
+    fn the_scheduler_fires_each_fire_time_once() {
+        let every_minute = group("m", "* * * * *", &["c-1"], &[], 0);
+        let daily = group("d", "30 8 * * *", &["c-1"], &[], 0);
+        let mut disabled = group("x", "* * * * *", &["c-1"], &[], 0);
+        disabled.settings.enabled = false;
+        let groups = vec![every_minute, daily, disabled];
+        let mut scheduler = Scheduler::new(at("2026-03-08T15:29:10Z"));
+        let mut fired = Vec::new();
+        let mut now = at("2026-03-08T15:29:10Z");
+        while now < at("2026-03-08T15:32:00Z") {
+            now += TimeDelta::milliseconds(500);
+            for (index, fire) in scheduler.due(&groups, now) {
+                fired.push((groups[index].name.clone(), rfc3339_utc(fire)));
+            }
+        }
+        assert_eq!(
+            fired,
+            vec![
+                ("m".to_string(), "2026-03-08T15:30:00Z".to_string()),
+                ("d".to_string(), "2026-03-08T15:30:00Z".to_string()),
+                ("m".to_string(), "2026-03-08T15:31:00Z".to_string()),
+                ("m".to_string(), "2026-03-08T15:32:00Z".to_string()),
+            ]
+        );
+        // A clock stepping back fires nothing again.
+        assert!(scheduler.due(&groups, at("2026-03-08T15:30:30Z")).is_empty());
+    }
+
+    #[test]
+    fn missed_fire_times_are_caught_up_within_the_grace() {
+        let no_wait = group("a", "30 8 * * *", &["c-1"], &[], 0);
+        let two_hours = group("b", "30 8 * * *", &["c-1"], &[], 7_200);
+        let groups = vec![no_wait, two_hours];
+        // Fire time 2026-03-08T15:30Z (08:30 PDT).
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            // 30 minutes late: both, unless already run.
+            ("2026-03-08T16:00:00Z", &[], &["a", "b"]),
+            ("2026-03-08T16:00:00Z", &["a"], &["b"]),
+            // 90 minutes late: beyond the 1-hour grace of a group without wait.
+            ("2026-03-08T17:00:00Z", &[], &["b"]),
+            // Beyond both.
+            ("2026-03-08T17:31:00Z", &[], &[]),
+        ];
+        for (now, finished, expected) in cases {
+            let due = catch_up_due(&groups, at(now), |group, fire| {
+                assert_eq!(fire, at("2026-03-08T15:30:00Z"));
+                finished.contains(&group.name.as_str())
+            });
+            let names: Vec<&str> = due
+                .iter()
+                .map(|(index, _)| groups[*index].name.as_str())
+                .collect();
+            assert_eq!(names, *expected, "{now}");
+        }
+    }
+
+    #[test]
+    fn the_scheduler_loop_runs_every_minute_and_catches_up_at_start() {
+        let every_minute = group("m", "* * * * *", &["c-1"], &[], 0);
+        let (dir, mut store) = store_with("loop", &[&every_minute]);
+        // A run left `running` by a crash for the fire time just before start.
+        let start = at("2026-03-08T15:30:20Z");
+        let missed = at("2026-03-08T15:30:00Z");
+        groups::run_begin(
+            &mut store,
+            "acme",
+            "m",
+            missed,
+            (missed - TimeDelta::days(1), missed),
+            "schedule",
+        )
+        .expect("begin");
+        drop(store);
+        let mut pacer = FakePacer::new(start);
+        pacer.real_sleep = Duration::from_millis(2);
+        let pacer = Arc::new(pacer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut fake = FakeRunner::default();
+        fake.files_from
+            .insert("c-1".to_string(), at("2026-01-01T00:00:00Z"));
+        let runner = Arc::new(fake);
+        let handle = {
+            let (runner, pacer, stop, data_dir) = (
+                Arc::clone(&runner),
+                Arc::clone(&pacer),
+                Arc::clone(&stop),
+                dir.0.clone(),
+            );
+            std::thread::spawn(move || {
+                run_scheduler(&data_dir, runner, pacer, stop, Pace::default());
+            })
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while pacer.now() < at("2026-03-08T15:35:30Z") && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop.store(true, Ordering::Release);
+        handle.join().expect("scheduler thread");
+        let store = Store::open(&dir.0).expect("open");
+        let mut history = groups::runs(&store, "acme", "m", 50).expect("runs");
+        history.reverse();
+        let summary: Vec<(String, String, RunStatus)> = history
+            .into_iter()
+            .map(|run| (run.scheduled_at, run.trigger, run.status))
+            .collect();
+        let expected: Vec<(String, String, RunStatus)> = vec![
+            ("2026-03-08T15:30:00Z", "schedule", RunStatus::Interrupted),
+            ("2026-03-08T15:30:00Z", "catch-up", RunStatus::Succeeded),
+            ("2026-03-08T15:31:00Z", "schedule", RunStatus::Succeeded),
+            ("2026-03-08T15:32:00Z", "schedule", RunStatus::Succeeded),
+            ("2026-03-08T15:33:00Z", "schedule", RunStatus::Succeeded),
+            ("2026-03-08T15:34:00Z", "schedule", RunStatus::Succeeded),
+            ("2026-03-08T15:35:00Z", "schedule", RunStatus::Succeeded),
+        ]
+        .into_iter()
+        .map(|(at, trigger, status)| (at.to_string(), trigger.to_string(), status))
+        .collect();
+        assert_eq!(summary, expected);
+    }
+}
