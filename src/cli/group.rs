@@ -445,3 +445,314 @@ fn write_runs(out: &mut dyn Write, runs: &[GroupRunRecord], json: bool) -> anyho
         .collect();
     write_rows(out, &rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use crate::control::groups::tests::TempDir;
+    use crate::courier::run::{RunSummary, Window};
+    use clap::Parser;
+
+    /// Couriers named `c-…` exist; every run succeeds with one file.
+    struct Couriers;
+
+    impl CourierRunner for Couriers {
+        fn courier_exists(&self, _: &str, courier: &str) -> anyhow::Result<bool> {
+            Ok(courier.starts_with("c-"))
+        }
+
+        fn pending_files(&self, _: &str, _: &str, _: &Window) -> anyhow::Result<usize> {
+            Ok(1)
+        }
+
+        fn run(&self, _: &str, courier: &str, _: &Window, _: &str) -> anyhow::Result<RunSummary> {
+            if courier == "c-bad" {
+                anyhow::bail!("Cannot find required feeds: \"df-x\"");
+            }
+            Ok(RunSummary {
+                run_id: format!("run-{courier}"),
+                succeeded: true,
+                files: 1,
+                records: 2,
+                rejected: 0,
+                duration_ms: 3,
+                message: "Completed in 0 seconds".to_string(),
+            })
+        }
+    }
+
+    fn parse(args: &[&str]) -> Result<GroupCommand, clap::Error> {
+        let cli = Cli::try_parse_from(["sluice", "group"].iter().chain(args.iter()))?;
+        match cli.command {
+            crate::cli::Command::Group(command) => Ok(command),
+            other => panic!("not a group command: {other:?}"),
+        }
+    }
+
+    /// Runs `group <args>` at `now`; stdout on success, the one-line error
+    /// on failure.
+    fn group(store: &mut Store, now: &str, args: &[&str]) -> Result<String, String> {
+        let command = parse(args).map_err(|error| format!("usage: {}", error.kind()))?;
+        let now = now.parse::<DateTime<Utc>>().expect("time");
+        let mut out = Vec::new();
+        let mut diagnostics = Vec::new();
+        run_with(command, store, &Couriers, now, &mut out, &mut diagnostics)
+            .map_err(|error| format!("{error:#}"))?;
+        Ok(String::from_utf8(out).expect("utf-8"))
+    }
+
+    #[test]
+    fn argument_table() {
+        let good: &[&[&str]] = &[
+            &[
+                "add",
+                "--tenant",
+                "t",
+                "--name",
+                "n",
+                "--cron",
+                "30 8 * * *",
+                "--tz",
+                "UTC",
+                "--courier",
+                "a",
+            ],
+            &[
+                "add",
+                "--tenant",
+                "t",
+                "--name",
+                "n",
+                "--cron",
+                "* * * * *",
+                "--tz",
+                "UTC",
+                "--courier",
+                "a",
+                "--courier",
+                "b",
+                "--wait",
+                "2h",
+                "--offset",
+                "1d",
+                "--after",
+                "g",
+                "--disabled",
+                "--file-dates-in-tz",
+            ],
+            &["list", "--tenant", "t", "--json"],
+            &["show", "--tenant", "t", "n"],
+            &["edit", "--tenant", "t", "n", "--wait", "90s", "--no-after"],
+            &[
+                "run",
+                "--tenant",
+                "t",
+                "n",
+                "--day",
+                "2026-03-08",
+                "--day",
+                "2026-03-09",
+            ],
+            &["next", "--tenant", "t", "n", "--count", "100"],
+            &["runs", "--tenant", "t", "n", "--json"],
+        ];
+        for args in good {
+            assert!(parse(args).is_ok(), "{args:?}: {:?}", parse(args).err());
+        }
+        let bad: &[&[&str]] = &[
+            &[
+                "add",
+                "--tenant",
+                "t",
+                "--name",
+                "n",
+                "--cron",
+                "* * * * *",
+                "--tz",
+                "UTC",
+            ],
+            &[
+                "add",
+                "--tenant",
+                "t",
+                "--name",
+                "n",
+                "--cron",
+                "* * * * *",
+                "--tz",
+                "UTC",
+                "--courier",
+                "a",
+                "--wait",
+                "2",
+            ],
+            &["edit", "--tenant", "t", "n", "--after", "g", "--no-after"],
+            &[
+                "edit",
+                "--tenant",
+                "t",
+                "n",
+                "--file-dates-in-tz",
+                "--file-dates-in-utc",
+            ],
+            &["run", "--tenant", "t", "n", "--day", "2026-02-30"],
+            &["next", "--tenant", "t", "n", "--count", "0"],
+            &["next", "--tenant", "t", "n", "--count", "101"],
+        ];
+        for args in bad {
+            let error = parse(args).err().unwrap_or_else(|| panic!("{args:?} parsed"));
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn add_list_show_next_run_runs() {
+        let dir = TempDir::new("cli");
+        let mut store = Store::open(&dir.0).expect("open");
+        store.tenant_add("acme").expect("tenant");
+        let now = "2026-03-07T00:00:00Z";
+        let added = group(
+            &mut store,
+            now,
+            &[
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "nightly",
+                "--cron",
+                "30 2 * * *",
+                "--tz",
+                "America/Los_Angeles",
+                "--courier",
+                "c-web",
+                "--courier",
+                "c-bad",
+                "--wait",
+                "2h",
+            ],
+        );
+        assert_eq!(added, Ok(String::new()));
+        assert_eq!(
+            group(&mut store, now, &["list", "--tenant", "acme"]),
+            Ok(
+                "NAME     CRON        TZ                   STATUS   WAIT  OFFSET  COURIERS\n\
+                nightly  30 2 * * *  America/Los_Angeles  enabled  2h    1d      c-web,c-bad\n"
+                    .to_string()
+            )
+        );
+        let listed = group(&mut store, now, &["list", "--tenant", "acme", "--json"]).expect("list");
+        let listed: serde_json::Value = serde_json::from_str(&listed).expect("json");
+        assert_eq!(listed[0]["name"], "nightly");
+        assert_eq!(listed[0]["couriers"], serde_json::json!(["c-web", "c-bad"]));
+        assert_eq!(listed[0]["wait_seconds"], 7200);
+        assert_eq!(listed[0]["offset_seconds"], 86400);
+        assert_eq!(listed[0]["file_dates_in_tz"], false);
+        let shown = group(&mut store, now, &["show", "--tenant", "acme", "nightly"]).expect("show");
+        assert!(shown.contains("file dates:  in UTC\n"), "{shown}");
+        assert_eq!(
+            group(
+                &mut store,
+                now,
+                &["next", "--tenant", "acme", "nightly", "--count", "3"]
+            ),
+            Ok(
+                "2026-03-07T02:30:00-08:00\n2026-03-08T03:00:00-07:00\n2026-03-09T02:30:00-07:00\n"
+                    .to_string()
+            )
+        );
+        // A run by hand fails because one courier fails; it still prints its id.
+        let ran = group(
+            &mut store,
+            now,
+            &["run", "--tenant", "acme", "nightly", "--day", "2026-03-08"],
+        );
+        assert_eq!(
+            ran,
+            Err("group \"nightly\" failed for 2026-03-08: courier \"c-bad\": Cannot find required feeds: \"df-x\""
+                .to_string())
+        );
+        let runs = group(
+            &mut store,
+            now,
+            &["runs", "--tenant", "acme", "nightly", "--json"],
+        )
+        .expect("runs");
+        let runs: serde_json::Value = serde_json::from_str(&runs).expect("json");
+        assert_eq!(runs[0]["status"], "failed");
+        assert_eq!(runs[0]["trigger"], "manual");
+        assert_eq!(runs[0]["window_from"], "2026-03-08T00:00:00Z");
+        assert_eq!(runs[0]["couriers"][0]["run_id"], "run-c-web");
+        assert_eq!(runs[0]["couriers"][1]["succeeded"], false);
+        // Without --day: today in the group's zone (still the 6th in LA).
+        group(
+            &mut store,
+            now,
+            &["edit", "--tenant", "acme", "nightly", "--courier", "c-web"],
+        )
+        .expect("edit");
+        assert_eq!(
+            group(&mut store, now, &["run", "--tenant", "acme", "nightly"]),
+            Ok("2\n".to_string())
+        );
+        let runs = group(&mut store, now, &["runs", "--tenant", "acme", "nightly"]).expect("runs");
+        assert!(
+            runs.starts_with("ID  SCHEDULED             TRIGGER    STATUS     WINDOW"),
+            "{runs}"
+        );
+        assert!(
+            runs.contains("[2026-03-06T00:00:00Z, 2026-03-07T00:00:00Z)"),
+            "{runs}"
+        );
+        assert!(runs.contains("    c-web"), "{runs}");
+    }
+
+    #[test]
+    fn refusals_are_one_line_reasons() {
+        let dir = TempDir::new("cli-refusals");
+        let mut store = Store::open(&dir.0).expect("open");
+        store.tenant_add("acme").expect("tenant");
+        let now = "2026-03-07T00:00:00Z";
+        let add = |cron: &'static str, tz: &'static str, courier: &'static str| -> Vec<&'static str> {
+            vec![
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "g",
+                "--cron",
+                cron,
+                "--tz",
+                tz,
+                "--courier",
+                courier,
+            ]
+        };
+        let cases = [
+            (
+                add("61 * * * *", "UTC", "c-1"),
+                "invalid cron \"61 * * * *\": minute 61 is out of range 0-59",
+            ),
+            (
+                add("* * * * *", "America/Springfield", "c-1"),
+                "unknown time zone \"America/Springfield\": use an IANA name such as America/Los_Angeles",
+            ),
+            (
+                add("* * * * *", "UTC", "web"),
+                "unknown courier \"web\" in tenant \"acme\"",
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(
+                group(&mut store, now, &args),
+                Err(expected.to_string()),
+                "{args:?}"
+            );
+        }
+        assert_eq!(
+            group(&mut store, now, &["next", "--tenant", "acme", "nope"]),
+            Err("no group \"nope\" in tenant \"acme\"".to_string())
+        );
+    }
+}

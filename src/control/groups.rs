@@ -654,8 +654,10 @@ pub fn run_finish(
     Ok(())
 }
 
-/// The status of the newest run of `group` for the fire time `scheduled`,
-/// or `None` if it never ran for it.
+/// The status of the newest scheduled (or caught-up) run of `group` for
+/// the fire time `scheduled`, or `None` if the scheduler never ran it for
+/// it. Runs by hand do not count: they cover days an operator chose, not
+/// the window of a fire time.
 pub fn run_status(
     store: &Store,
     tenant: &str,
@@ -666,6 +668,7 @@ pub fn run_status(
         .connection()
         .query_row(
             "SELECT status FROM courier_group_runs WHERE tenant = ?1 AND grp = ?2 AND scheduled_at = ?3
+               AND trigger != 'manual'
              ORDER BY id DESC LIMIT 1",
             params![tenant, group, rfc3339(scheduled)],
             |row| row.get(0),
@@ -1184,6 +1187,13 @@ pub(crate) mod tests {
         let scheduled = at("2026-03-08T16:30:00Z");
         let window = (at("2026-03-07T16:30:00Z"), scheduled);
         assert_eq!(run_status(&store, "acme", "g", scheduled).expect("status"), None);
+        let by_hand = run_begin(&mut store, "acme", "g", scheduled, window, "manual").expect("begin");
+        run_finish(&mut store, by_hand, RunStatus::Succeeded, "ok", &[]).expect("finish");
+        assert_eq!(
+            run_status(&store, "acme", "g", scheduled).expect("status"),
+            None,
+            "a run by hand is not the run of a fire time"
+        );
         let first = run_begin(&mut store, "acme", "g", scheduled, window, "schedule").expect("begin");
         assert_eq!(
             run_status(&store, "acme", "g", scheduled).expect("status"),
@@ -1228,7 +1238,7 @@ pub(crate) mod tests {
         let history = runs(&store, "acme", "g", 10).expect("runs");
         assert_eq!(
             history.iter().map(|run| run.id).collect::<Vec<_>>(),
-            vec![second, first]
+            vec![second, first, by_hand]
         );
         assert_eq!(history[1].status, RunStatus::Failed);
         assert_eq!(history[1].couriers, results);

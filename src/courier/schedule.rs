@@ -871,10 +871,13 @@ impl Scheduler {
             let Ok(schedule) = group.schedule() else {
                 continue;
             };
-            if let Some(fire) = schedule.latest_at_or_before(now) {
-                if fire > self.cursor {
-                    due.push((index, fire));
+            // The forward search usually takes one step; the backward one,
+            // which looks hours ahead first, runs only when something is due.
+            match schedule.next_after(self.cursor) {
+                Some(next) if next <= now => {
+                    due.push((index, schedule.latest_at_or_before(now).unwrap_or(next)));
                 }
+                _ => {}
             }
         }
         self.cursor = now;
