@@ -7,6 +7,8 @@
 //! line `sluice: error: <reason>` with exit code 1 (2 for usage errors,
 //! which clap reports itself).
 
+mod group;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -21,8 +23,8 @@ use crate::control::snapshot::PayloadFormat;
 use crate::control::store::{self, KeyRecord, Store, StreamRecord, TenantRecord};
 use crate::limits::{TOKEN_DAYS_MAX, TOKEN_DAYS_MIN};
 
-mod ops;
 mod courier;
+mod ops;
 
 /// The environment variable naming the data directory when `--data-dir` is
 /// absent. It is read here rather than through clap's `env` feature, which
@@ -92,6 +94,9 @@ enum Command {
     Table(courier::TableCommand),
     /// Run one read-only SELECT over a tenant's tables.
     Sql(courier::SqlArgs),
+    /// Courier groups: scheduled, time-zone-aware runs of couriers.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +311,7 @@ fn run(
         Command::Run(command) => courier::run_run(command, data_dir, out),
         Command::Table(command) => courier::run_table(command, data_dir, out),
         Command::Sql(args) => courier::run_sql(args, data_dir, out, diagnostics),
+        Command::Group(command) => group::run(command, data_dir, out, diagnostics),
     }
 }
 

@@ -128,6 +128,14 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
 
     let config_cell = Arc::new(Published::new((*config).clone()));
     let stats_for_status = stats.clone();
+    // Courier groups fire from their own thread: a run can take minutes
+    // and must never hold up sealing or the control snapshot.
+    let scheduler_stop = Arc::new(AtomicBool::new(false));
+    let scheduler = crate::courier::schedule::spawn_scheduler(
+        data_dir.to_path_buf(),
+        Clock::with_offset_ms(config.clock_offset_ms),
+        Arc::clone(&scheduler_stop),
+    );
     let shared = Shared {
         config: Arc::clone(&config_cell),
         snapshot_cell,
@@ -141,7 +149,9 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
         Err(error) => {
             shutting_down.store(true, Ordering::Release);
             courier_stop.store(true, Ordering::Release);
+            scheduler_stop.store(true, Ordering::Release);
             let _ = courier.join();
+            let _ = scheduler.join();
             return Err(error);
         }
     };

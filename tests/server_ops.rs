@@ -93,7 +93,10 @@ fn metrics_count_what_was_sent_and_health_endpoints_answer() {
     let s = setup(&data, "acme");
     let server = Server::start(&data);
     let admin = admin_addr(&server);
-    assert_eq!(admin_get(admin, "/healthz").0, 200);
+    assert!(eventually(Duration::from_secs(5), || admin_get(
+        admin, "/healthz"
+    )
+    .0 == 200));
     assert_eq!(admin_get(admin, "/readyz").0, 200);
     let mut stream = server.connect();
     for n in 0..7 {

@@ -697,7 +697,10 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
 /// directory at once do not both initialise it.
 /// The `CREATE TABLE IF NOT EXISTS …` scripts of modules that keep their
 /// own tables in the control database.
-const EXTENSION_SCHEMAS: &[&str] = &[crate::control::couriers::SCHEMA_SQL];
+const EXTENSION_SCHEMAS: &[&str] = &[
+    crate::control::couriers::SCHEMA_SQL,
+    crate::control::groups::SCHEMA_SQL,
+];
 
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;

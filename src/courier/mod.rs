@@ -9,6 +9,7 @@
 //! every log and seals what is left.
 
 pub mod run;
+pub mod schedule;
 
 use std::path::PathBuf;
 use std::sync::Arc;

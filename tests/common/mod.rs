@@ -203,17 +203,18 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
-                        if value["event"] == "listening" {
-                            let addr: SocketAddr = value["addr"]
-                                .as_str()
-                                .expect("addr")
-                                .parse()
-                                .expect("socket addr");
-                            let _ = addr_tx.send(addr);
-                        }
+                    let listening = serde_json::from_str::<serde_json::Value>(&line)
+                        .ok()
+                        .filter(|value| value["event"] == "listening")
+                        .and_then(|value| value["addr"].as_str().and_then(|addr| addr.parse().ok()));
+                    // Keep the line before announcing the address, so a test
+                    // that looks for it right after start finds it.
+                    if let Ok(mut logs) = logs.lock() {
+                        logs.push(line);
                     }
-                    logs.lock().expect("logs").push(line);
+                    if let Some(addr) = listening {
+                        let _ = addr_tx.send(addr);
+                    }
                 }
             });
         }
