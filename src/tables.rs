@@ -557,14 +557,14 @@ fn prepare_read_only<'c>(connection: &'c Connection, sql: &str) -> Result<Statem
     if trimmed.is_empty() {
         return Err(TablesError::Query("the query is empty".to_string()));
     }
-    if trimmed.contains(';') && Connection::open_in_memory()?.prepare(trimmed).is_err() {
-        return Err(TablesError::Query(
-            "only one statement may be run at a time".to_string(),
-        ));
-    }
-    let statement = connection
-        .prepare(trimmed)
-        .map_err(|error| TablesError::Query(format!("the query does not compile: {error}")))?;
+    // rusqlite compiles what follows the first statement and refuses it
+    // when it is another statement, without running either.
+    let statement = connection.prepare(trimmed).map_err(|error| match error {
+        rusqlite::Error::MultipleStatement => {
+            TablesError::Query("only one statement may be run at a time".to_string())
+        }
+        error => TablesError::Query(format!("the query does not compile: {error}")),
+    })?;
     if !statement.readonly() || statement.column_count() == 0 {
         return Err(TablesError::Query(
             "only read-only SELECT statements may be run here".to_string(),
@@ -1824,6 +1824,11 @@ mod tests {
             ("SELECT id FROM \"Streaming Ingest:WebEvents\"", Ok(3)),
             ("  select id from \"Streaming Ingest:WebEvents\" ; ", Ok(3)),
             ("WITH x AS (SELECT 1) SELECT * FROM x", Ok(1)),
+            ("SELECT 'a;b' FROM \"Streaming Ingest:WebEvents\"", Ok(3)),
+            (
+                "ATTACH DATABASE ':memory:' AS other",
+                Err("only read-only SELECT statements may be run here"),
+            ),
             (
                 "DELETE FROM \"Streaming Ingest:WebEvents\"",
                 Err("only read-only SELECT statements may be run here"),
