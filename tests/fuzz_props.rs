@@ -6,8 +6,10 @@
 //! unchanged; this file only drives them. Each test feeds its target a
 //! fixed-seed stream of inputs built from an alphabet of fragments that
 //! matter to that parser (so short random runs still reach deep states),
-//! plus hand-picked edge cases. A failure prints nothing special: the
-//! property's own assertion names what broke, and the seed makes it replay.
+//! plus hand-picked edge cases, and replays every file in `fuzz/seeds/`
+//! (the seed corpus, which also keeps the inputs behind past findings). A
+//! failure prints nothing special: the property's own assertion names what
+//! broke, and the fixed seed makes it replay.
 //! Long, coverage-guided runs are `fuzz/README.md`'s business.
 
 #[path = "../fuzz/src/lib.rs"]
@@ -275,4 +277,29 @@ fn segment_recovery_yields_only_written_records() {
     for _ in 0..600 {
         sluice_fuzz::segment_recover::check(&rng.bytes(160));
     }
+}
+
+#[test]
+fn seed_and_regression_inputs_replay() {
+    let targets: [(&str, fn(&[u8])); 5] = [
+        ("http_head", sluice_fuzz::http_head::check),
+        ("jwt_verify", sluice_fuzz::jwt_verify::check),
+        ("json_convert", sluice_fuzz::json_convert::check),
+        ("xml_cbor", sluice_fuzz::xml_cbor::check),
+        ("segment_recover", sluice_fuzz::segment_recover::check),
+    ];
+    let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    let mut replayed = 0;
+    for (target, check) in targets {
+        let mut files: Vec<_> = std::fs::read_dir(seeds.join(target))
+            .unwrap_or_else(|error| panic!("fuzz/seeds/{target}: {error}"))
+            .map(|entry| entry.expect("a seed").path())
+            .collect();
+        files.sort();
+        for file in files {
+            check(&std::fs::read(&file).expect("read a seed"));
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 10, "the seeds are there: {replayed}");
 }
