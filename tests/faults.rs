@@ -535,12 +535,11 @@ fn watch_sealed(data_path: PathBuf, stop: Arc<AtomicBool>, violations: Arc<Mutex
                 len: metadata.len(),
                 modified: metadata.modified().expect("mtime"),
             };
-            if let Some(before) = seen.get(&path)
-                && *before != state
-            {
+            if seen.get(&path).is_some_and(|before| *before != state) {
                 violations.lock().expect("violations").push(format!(
-                    "{} changed after sealing: {before:?} -> {state:?}",
-                    path.display()
+                    "{} changed after sealing: {:?} -> {state:?}",
+                    path.display(),
+                    seen[&path]
                 ));
             }
             let reopened = PathBuf::from(format!("{}.open", path.display()));

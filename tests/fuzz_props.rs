@@ -279,9 +279,12 @@ fn segment_recovery_yields_only_written_records() {
     }
 }
 
+/// A fuzz target by name, with its property.
+type Target = (&'static str, fn(&[u8]));
+
 #[test]
 fn seed_and_regression_inputs_replay() {
-    let targets: [(&str, fn(&[u8])); 5] = [
+    let targets: [Target; 5] = [
         ("http_head", sluice_fuzz::http_head::check),
         ("jwt_verify", sluice_fuzz::jwt_verify::check),
         ("json_convert", sluice_fuzz::json_convert::check),

@@ -369,7 +369,7 @@ fn object(members: &[(&'static str, Member)], duplicate: bool) -> String {
         .iter()
         .filter_map(|(name, member)| member.json().map(|json| format!("\"{name}\":{json}")))
         .collect();
-    if duplicate && let Some(first) = written.first().cloned() {
+    if let (true, Some(first)) = (duplicate, written.first().cloned()) {
         written.push(first);
     }
     format!("{{{}}}", written.join(","))
