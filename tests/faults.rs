@@ -209,7 +209,7 @@ fn disk_full_answers_503_and_ingest_resumes_when_space_returns() {
     };
     let filler = mount.path.join("filler");
     std::fs::write(&filler, vec![1u8; FILLER_BYTES]).expect("write the filler file");
-    let server = Server::start(&data);
+    let mut server = Server::start(&data);
     let mut stream = server.connect();
 
     let mut acked = Vec::new();
@@ -245,19 +245,17 @@ fn disk_full_answers_503_and_ingest_resumes_when_space_returns() {
         assert_eq!(response.status, 503, "still full");
         refused.push(id);
     }
-    assert!(server.child.id() > 0);
+    let exited = server.child.try_wait().expect("try_wait");
+    assert!(exited.is_none(), "the server is still running: {exited:?}");
 
     // Space returns: ingest resumes without a restart.
     std::fs::remove_file(&filler).expect("remove the filler");
-    let mut resumed = 0;
     for n in 0..50 {
         let id = format!("after{n}");
         let response = send_record(&mut stream, &s, &id, DISK_FULL_PAD_BYTES).expect("an answer after");
         assert_eq!(response.status, 202, "ingest resumes once space returns ({id})");
         acked.push(id);
-        resumed += 1;
     }
-    assert_eq!(resumed, 50);
     drop(stream);
 
     // No SIGBUS, no crash: the graceful stop succeeds and seals everything.
