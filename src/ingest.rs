@@ -384,8 +384,11 @@ async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Resu
         if log.is_durable(position) {
             return Ok(());
         }
-        if log.is_closed() {
+        if log.is_failed() {
             return Err(Reject::StorageFailed);
+        }
+        if log.is_closed() {
+            return Err(Reject::ShuttingDown);
         }
         if Instant::now() >= deadline {
             return Err(Reject::StoreTimeout);

@@ -137,6 +137,9 @@ pub struct StreamLog {
     /// Segments that stopped taking records, for the courier thread to seal.
     seal_queue: Arc<SegQueue<SealJob>>,
     closed: AtomicBool,
+    /// Set for good when a flush failed: nothing of this log is ever
+    /// acknowledged again (until restart), and later records get a 500.
+    failed: AtomicBool,
     /// The log position up to which records are in a segment.
     written_position: AtomicU64,
     /// The log position up to which records are on stable storage.
@@ -172,6 +175,7 @@ impl StreamLog {
             }),
             seal_queue,
             closed: AtomicBool::new(false),
+            failed: AtomicBool::new(false),
             written_position: AtomicU64::new(0),
             durable_position: AtomicU64::new(0),
             flushing: AtomicBool::new(false),
@@ -213,6 +217,9 @@ impl StreamLog {
     }
 
     fn write(&self, state: &mut WriterState, record: &[u8], now_ms: i64) -> Outcome {
+        if self.failed.load(Ordering::Acquire) {
+            return Outcome::Io;
+        }
         if self.closed.load(Ordering::Acquire) {
             return Outcome::Closed;
         }
@@ -330,6 +337,9 @@ impl StreamLog {
     /// will make durable and the files to flush, or `None` when another
     /// producer's flush is under way.
     pub fn flush_targets(&self) -> Option<(u64, Vec<Arc<File>>)> {
+        if self.failed.load(Ordering::Acquire) {
+            return None;
+        }
         if self
             .flushing
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
@@ -364,6 +374,11 @@ impl StreamLog {
         files: Vec<Arc<File>>,
     ) -> std::io::Result<()> {
         let outcome = match result {
+            // A flush that succeeds after another failed proves nothing
+            // about the failed one's pages: never advance past a failure.
+            Ok(()) if self.failed.load(Ordering::Acquire) => {
+                Err(std::io::Error::other("an earlier flush of this stream failed"))
+            }
             Ok(()) => {
                 self.durable_position.fetch_max(target, Ordering::AcqRel);
                 Ok(())
@@ -372,7 +387,8 @@ impl StreamLog {
                 // After a failed fsync the kernel may have dropped the dirty
                 // pages: retrying and then acknowledging could confirm data
                 // that is gone (the PostgreSQL fsync lesson). The stream is
-                // closed instead; its records are never acknowledged.
+                // failed instead; its records are never acknowledged.
+                self.failed.store(true, Ordering::Release);
                 self.closed.store(true, Ordering::Release);
                 self.unsynced
                     .lock()
@@ -383,6 +399,11 @@ impl StreamLog {
         };
         self.flushing.store(false, Ordering::Release);
         outcome
+    }
+
+    /// True once a flush of this stream failed.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
     }
 
     pub fn is_closed(&self) -> bool {

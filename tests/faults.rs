@@ -794,8 +794,8 @@ fn a_failed_flush_is_never_acknowledged() {
         log.try_combine();
         assert_eq!(
             later.outcome(),
-            Some(Outcome::Closed),
-            "a later record is refused"
+            Some(Outcome::Io),
+            "a later record is refused (500, storage-failed)"
         );
     }
 }
@@ -805,21 +805,21 @@ fn a_failed_flush_is_never_acknowledged() {
 /// forgets it and drops the pages) must not confirm the records whose flush
 /// failed.
 ///
-/// Known bug, found here: `StreamLog::flush_targets` still starts a group
-/// commit on a closed log, and `flush_done(Ok)` then raises the durable
-/// position over the failed records. In the server this is a race between
-/// two workers: one's flush fails while the other has just seen the log
-/// open in `wait_durable`; the second then flushes again, succeeds, and
-/// answers 202 for a record whose flush failed. Un-ignore once
-/// `flush_targets` refuses (or `flush_done` ignores) a closed log.
+/// Regression test for a race found by this suite: `flush_targets` used to
+/// start a group commit on a failed log, and `flush_done(Ok)` then raised
+/// the durable position over the failed records, so a second worker could
+/// answer 202 for a record whose flush failed. Now a failed log refuses to
+/// flush, and a flush that was already running when another failed
+/// confirms nothing.
 #[test]
-#[ignore = "known bug: a flush after a failed one confirms the failed records (see doc comment)"]
 fn a_flush_after_a_failed_one_confirms_nothing() {
     let data = DataDir::new("flush-retry");
     let (log, end) = log_after_a_failed_flush(&data);
-    if let Some((target, files)) = log.flush_targets() {
-        let _ = log.flush_done(target, Ok(()), files);
-    }
+    assert!(log.flush_targets().is_none(), "a failed log starts no flush");
+    assert!(
+        log.flush_done(end, Ok(()), Vec::new()).is_err(),
+        "a late success confirms nothing"
+    );
     assert!(
         !log.is_durable(end),
         "a record whose flush failed is never acknowledged, even after a later flush succeeds"

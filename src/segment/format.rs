@@ -67,12 +67,30 @@ fn cbor_record_len(bytes: &[u8]) -> Option<usize> {
     }
     let mut cursor = Cursor::new(bytes);
     let value: ciborium::Value = ciborium::from_reader(&mut cursor).ok()?;
-    let ciborium::Value::Map(entries) = value else {
+    let ciborium::Value::Map(entries) = &value else {
         return None;
     };
     match entries.as_slice() {
-        [(ciborium::Value::Text(_), _)] => Some(cursor.position() as usize),
+        [(ciborium::Value::Text(_), _)] if is_converter_output(&value) => Some(cursor.position() as usize),
         _ => None,
+    }
+}
+
+/// True when `value` uses only what the XML converter writes: maps with
+/// text keys, arrays, text without NUL (XML cannot carry it), and null.
+/// Recovery relies on this to tell a record from a torn tail: zero bytes and
+/// other leftovers decode as integers, bytes or NUL-laden text.
+fn is_converter_output(value: &ciborium::Value) -> bool {
+    use ciborium::Value;
+    let text_ok = |text: &str| !text.contains('\0');
+    match value {
+        Value::Null => true,
+        Value::Text(text) => text_ok(text),
+        Value::Array(items) => items.iter().all(is_converter_output),
+        Value::Map(entries) => entries.iter().all(|(key, value)| {
+            matches!(key, Value::Text(key) if text_ok(key)) && is_converter_output(value)
+        }),
+        _ => false,
     }
 }
 
@@ -103,6 +121,31 @@ mod tests {
                 valid_prefix(PayloadFormat::Json, bytes),
                 (len, records),
                 "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cbor_items_the_converter_never_writes_end_the_prefix() {
+        let good = cbor(&ciborium::Value::Map(vec![(
+            ciborium::Value::Text("a".into()),
+            ciborium::Value::Array(vec![ciborium::Value::Null, ciborium::Value::Text("x".into())]),
+        )]));
+        for odd in [
+            ciborium::Value::Integer(0.into()),
+            ciborium::Value::Bytes(vec![0]),
+            ciborium::Value::Text("a\0".into()),
+            ciborium::Value::Bool(true),
+        ] {
+            let mut bytes = good.clone();
+            bytes.extend(cbor(&ciborium::Value::Map(vec![(
+                ciborium::Value::Text("a".into()),
+                odd.clone(),
+            )])));
+            assert_eq!(
+                valid_prefix(PayloadFormat::Xml, &bytes),
+                (good.len(), 1),
+                "{odd:?}"
             );
         }
     }
