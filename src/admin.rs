@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::http::response::{self, ErrorExtra};
 use crate::limits::HEADERS_COUNT_MAX;
 use crate::ring::StreamLogs;
-use crate::telemetry;
+use crate::telemetry::{self, StatusCounts};
 
 /// How long an admin client may take to send its request.
 pub const ADMIN_READ_TIMEOUT_MS: u64 = 2_000;
@@ -44,7 +44,7 @@ pub const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
 /// One worker's counters, written only by that worker.
 #[derive(Default)]
 pub struct WorkerStats {
-    pub responses: [AtomicU64; COUNTED_STATUSES.len() + 1],
+    pub responses: StatusCounts,
     pub body_bytes: AtomicU64,
     pub records: AtomicU64,
     /// 202 latency (head parsed → answer queued), cumulative per bucket
@@ -67,11 +67,7 @@ impl WorkerStats {
     }
 
     pub fn count_response(&self, status: u16) {
-        let slot = COUNTED_STATUSES
-            .iter()
-            .position(|&s| s == status)
-            .unwrap_or(COUNTED_STATUSES.len());
-        self.responses[slot].fetch_add(1, Ordering::Relaxed);
+        self.responses.count(status);
     }
 }
 
@@ -203,19 +199,38 @@ fn render_metrics(state: &AdminState) -> String {
     let mut out = String::new();
     out.push_str("# HELP sluice_responses_total Ingest responses by status code.\n");
     out.push_str("# TYPE sluice_responses_total counter\n");
-    for (slot, status) in COUNTED_STATUSES
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["other".to_owned()])
-        .enumerate()
-    {
-        let total: u64 = state
-            .workers
-            .iter()
-            .map(|w| w.responses[slot].load(Ordering::Relaxed))
-            .sum();
-        let _ = writeln!(out, "sluice_responses_total{{code=\"{status}\"}} {total}");
+    let mut totals: Vec<(String, u64)> = Vec::new();
+    for worker in &state.workers {
+        for (index, (label, count)) in worker.responses.snapshot().enumerate() {
+            match totals.get_mut(index) {
+                Some((_, total)) => *total += count,
+                None => totals.push((label, count)),
+            }
+        }
     }
+    for (label, total) in totals {
+        let _ = writeln!(out, "sluice_responses_total{{code=\"{label}\"}} {total}");
+    }
+    out.push_str(
+        "# HELP sluice_stream_responses_total Responses to requests that reached a stream, by code.\n",
+    );
+    out.push_str("# TYPE sluice_stream_responses_total counter\n");
+    for log in state.logs.all() {
+        for (label, count) in log.responses.snapshot().filter(|(_, count)| *count > 0) {
+            let _ = writeln!(
+                out,
+                "sluice_stream_responses_total{{tenant=\"{}\",stream=\"{}\",code=\"{label}\"}} {count}",
+                log.tenant, log.stream_id
+            );
+        }
+    }
+    out.push_str("# HELP sluice_group_run_seconds_total Time spent in courier group runs.\n");
+    out.push_str("# TYPE sluice_group_run_seconds_total counter\n");
+    let _ = writeln!(
+        out,
+        "sluice_group_run_seconds_total {}",
+        telemetry::GROUP_RUN_MS.load(Ordering::Relaxed) as f64 / 1000.0
+    );
     let bytes: u64 = state
         .workers
         .iter()

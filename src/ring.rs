@@ -152,6 +152,8 @@ pub struct StreamLog {
     pub records_written: AtomicU64,
     /// Bytes in the open segment, for `/metrics`.
     pub open_bytes: AtomicU64,
+    /// Responses to requests that reached this stream, for `/metrics`.
+    pub responses: crate::telemetry::StatusCounts,
 }
 
 impl StreamLog {
@@ -182,6 +184,7 @@ impl StreamLog {
             unsynced: Mutex::new(Vec::new()),
             records_written: AtomicU64::new(0),
             open_bytes: AtomicU64::new(0),
+            responses: crate::telemetry::StatusCounts::default(),
         }
     }
 

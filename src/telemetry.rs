@@ -187,6 +187,38 @@ pub static SEALED_BYTES: AtomicU64 = AtomicU64::new(0);
 /// How late (ms) the last segment was sealed after it was retired.
 pub static SEAL_LAG_MS: AtomicU64 = AtomicU64::new(0);
 
+/// Milliseconds spent in courier group runs (scheduled, catch-up or by
+/// hand through a running appliance) since start.
+pub static GROUP_RUN_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Status codes counted one by one; anything else is counted as `other`.
+pub const COUNTED_STATUSES: [u16; 15] = [
+    202, 400, 401, 404, 405, 413, 414, 415, 417, 429, 431, 500, 503, 504, 100,
+];
+
+/// Responses counted by status code, without a lock.
+#[derive(Default)]
+pub struct StatusCounts([AtomicU64; COUNTED_STATUSES.len() + 1]);
+
+impl StatusCounts {
+    pub fn count(&self, status: u16) {
+        let slot = COUNTED_STATUSES
+            .iter()
+            .position(|&s| s == status)
+            .unwrap_or(COUNTED_STATUSES.len());
+        self.0[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Each status label (`"202"`, …, `"other"`) with its count.
+    pub fn snapshot(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        COUNTED_STATUSES
+            .iter()
+            .map(|status| status.to_string())
+            .chain(["other".to_owned()])
+            .zip(self.0.iter().map(|count| count.load(Ordering::Relaxed)))
+    }
+}
+
 /// Every named event, for `/metrics`.
 pub static ALL_EVENTS: &[&Event] = &[
     &STARTING,

@@ -139,6 +139,15 @@ fn metrics_count_what_was_sent_and_health_endpoints_answer() {
     assert_eq!(value("sluice_responses_total", Some(("code", "202"))), 7.0);
     assert_eq!(value("sluice_responses_total", Some(("code", "401"))), 3.0);
     assert_eq!(value("sluice_records_total", None), 7.0);
+    let stream_202 = scrape.samples.iter().find(|sample| {
+        sample.metric == "sluice_stream_responses_total"
+            && sample.labels.get("stream") == Some(s.json_stream.as_str())
+            && sample.labels.get("code") == Some("202")
+    });
+    assert!(
+        matches!(stream_202.map(|sample| &sample.value), Some(prometheus_parse::Value::Counter(v)) if *v == 7.0),
+        "{stream_202:?}"
+    );
     assert_eq!(
         value(
             "sluice_stream_records_total",
@@ -222,4 +231,108 @@ fn logs_never_carry_tokens_or_secrets() {
     );
     assert!(!text.contains("bogus.token.value"));
     assert!(!text.contains(std::str::from_utf8(SECRET).expect("ascii")));
+}
+
+/// A free port on 127.0.0.1 (bound, read, released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[test]
+fn readyz_is_starting_during_recovery_and_draining_during_shutdown() {
+    let data = DataDir::new("readyz");
+    let s = setup(&data, "acme");
+    // A large open segment left by a "crash" makes recovery take a while.
+    let hour = data
+        .path
+        .join(format!("tenants/acme/streams/{}/2026-01-01/00", s.json_stream));
+    std::fs::create_dir_all(&hour).expect("mkdir");
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(80));
+    std::fs::write(hour.join("big.ndjson.open"), line.repeat(200_000)).expect("write segment");
+    let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let mut child = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data.path)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            &admin.to_string(),
+            "--workers",
+            "2",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                if value["event"] == "listening" {
+                    let _ = addr_tx.send(value["addr"].as_str().expect("addr").to_owned());
+                }
+            }
+        }
+    });
+    let mut saw_starting = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "never became ready");
+        match std::net::TcpStream::connect(admin) {
+            Ok(_) => {
+                let (status, body) = admin_get(admin, "/readyz");
+                if status == 200 {
+                    break;
+                }
+                assert_eq!(status, 503);
+                saw_starting |= body.contains("starting");
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    assert!(saw_starting, "/readyz said 'starting' while recovery ran");
+    let addr: std::net::SocketAddr = addr_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("listening")
+        .parse()
+        .expect("addr");
+    assert_eq!(admin_get(admin, "/readyz").0, 200, "ready while serving");
+
+    // A request in flight holds the drain open: /readyz says draining.
+    let body = b"{\"slow\":true}";
+    let head = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\nContent-Length: {}\r\n\r\n",
+        s.json_stream,
+        s.token,
+        body.len()
+    );
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&body[..4]).expect("part of the body");
+    std::thread::sleep(Duration::from_millis(200));
+    signal(&child, libc::SIGTERM);
+    assert!(eventually(Duration::from_secs(5), || admin_get(admin, "/readyz")
+        .1
+        .contains("draining")));
+    stream.write_all(&body[4..]).expect("rest of the body");
+    assert_eq!(
+        read_response(&mut stream)
+            .expect("the in-flight request is answered")
+            .status,
+        202
+    );
+    let status = wait_timeout(&mut child, Duration::from_secs(30)).expect("exits after the drain");
+    assert!(status.success());
+    let lines = data.sealed_lines();
+    assert_eq!(lines.len(), 200_001, "recovered records plus the drained one");
 }

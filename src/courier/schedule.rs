@@ -623,7 +623,12 @@ pub fn run_group(
         ("trigger", plan.trigger.as_str().into()),
         ("scheduled", rfc3339_utc(plan.scheduled).as_str().into()),
     ]);
+    let started = std::time::Instant::now();
     let outcome = execute(store, env, plan);
+    crate::telemetry::GROUP_RUN_MS.fetch_add(
+        started.elapsed().as_millis() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     groups::run_finish(store, run_id, outcome.status, &outcome.message, &outcome.couriers)?;
     let event = if outcome.status == RunStatus::Succeeded {
         &GROUP_RUN_SUCCEEDED

@@ -256,6 +256,9 @@ impl Connection {
             },
         };
         self.input.drain(..consumed);
+        if let Some(log) = &admitted.log {
+            log.responses.count(result.map_or_else(Reject::status, |()| 202));
+        }
         let keep_alive = head.keep_alive && !worker.is_shutting_down();
         match result {
             Ok(()) => {
