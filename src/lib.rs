@@ -11,13 +11,17 @@
 //! | convert   | [`convert`]   | JSON → one NDJSON line (simd-json), XML → one CBOR item (quick-xml, ciborium) |
 //! | ring      | [`ring`]      | the per-stream lock-free handoff from workers to the segment |
 //! | segment   | [`segment`]   | memory-mapped hourly segment files, recovery of torn tails   |
-//! | courier   | [`courier`]   | the courier thread: sealing segments, control-plane refresh  |
+//! | courier   | [`courier`]   | the courier thread (sealing, control refresh); [`courier::run`] loads sealed files; [`courier::schedule`] fires courier groups |
+//! | tables    | [`tables`]    | domain tables in a per-tenant SQLite database: schema, upsert, rejects, saved queries |
 //!
-//! Beside the data path: [`control`] keeps tenants, keys and streams in an
-//! embedded database and publishes an immutable [`control::Snapshot`] that
-//! workers read; [`config`] turns raw settings into a validated [`config::Config`];
-//! [`limits`] names every bound; [`admin`] serves health and metrics; [`telemetry`] turns named events into log
-//! lines and counters; [`cli`] is the operator's surface.
+//! Beside the data path: [`control`] keeps tenants, keys, streams, couriers,
+//! feeds, groups and runs in an embedded database and publishes an
+//! immutable [`control::Snapshot`] that workers read; [`config`] turns raw
+//! settings into a validated [`config::Config`]; [`limits`] names every
+//! bound; [`admin`] serves health and metrics; [`telemetry`] turns named
+//! events into log lines and counters; [`doctor`] checks a host;
+//! [`postman`] writes a tenant's Postman collection; [`cli`] is the
+//! operator's surface.
 
 pub mod admin;
 pub mod auth;
