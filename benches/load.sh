@@ -45,6 +45,9 @@ PY
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
+# Anonymous memory only: the segment's mapped file pages count in RSS but
+# are page cache, not growth of the process's own memory.
+anon_rss_kb() { awk '/RssAnon/ {print $2}' "/proc/$1/status"; }
 
 run_mode() {
   local name=$1; shift
@@ -56,23 +59,26 @@ run_mode() {
   done
   # Warm up, then measure.
   wrk -t1 -c"$connections" -d2s -s benches/post.lua "http://127.0.0.1:$port" >/dev/null
+  local anon_before=$(anon_rss_kb $pid)
   local before=$(cpu_ticks $pid)
   local result=$(wrk -t1 -c"$connections" -d"${seconds}s" -s benches/post.lua "http://127.0.0.1:$port" | grep '^RESULT')
   local after=$(cpu_ticks $pid)
   local rss=$(peak_rss_kb $pid)
+  local anon_after=$(anon_rss_kb $pid)
   if [[ $name == full-path ]]; then
     open_loop "$result"
   fi
   kill -TERM $pid; wait $pid || true
   local hz=$(getconf CLK_TCK)
-  python3 - "$name" "$result" "$before" "$after" "$hz" "$rss" <<'PY'
+  python3 - "$name" "$result" "$before" "$after" "$hz" "$rss" "$anon_before" "$anon_after" <<'PY'
 import sys
-name, result, before, after, hz, rss = sys.argv[1:]
+name, result, before, after, hz, rss, anon_before, anon_after = sys.argv[1:]
 fields = dict(kv.split("=") for kv in result.split()[1:])
 requests = int(fields["requests"]); seconds = int(fields["duration_us"]) / 1e6
 cpu_us = (int(after) - int(before)) / int(hz) * 1e6
 print(f"| {name} | {requests / seconds:,.0f} | {int(fields['p50_us'])/1000:.2f} | {int(fields['p99_us'])/1000:.2f} | "
-      f"{int(fields['p999_us'])/1000:.2f} | {cpu_us / max(requests,1):.1f} | {int(rss)/1024:.1f} | {fields['errors']} |")
+      f"{int(fields['p999_us'])/1000:.2f} | {cpu_us / max(requests,1):.1f} | {int(rss)/1024:.1f} | "
+      f"{int(anon_before)/1024:.1f} → {int(anon_after)/1024:.1f} | {fields['errors']} |")
 PY
 }
 
@@ -107,8 +113,8 @@ PY
 }
 
 echo "sluice load test: ${seconds}s, $connections connections, 300-byte JSON, $(nproc) cores, $(uname -r)"
-echo "| mode | requests/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/request | peak RSS MiB | errors |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| mode | requests/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/request | peak RSS MiB | anon RSS MiB (start → end of run) | errors |"
+echo "|---|---|---|---|---|---|---|---|---|"
 run_mode baseline SLUICE_NO_WORK_BASELINE=true
 run_mode full-path SLUICE_NO_WORK_BASELINE=false
 run_mode full-path-disk SLUICE_NO_WORK_BASELINE=false SLUICE_DURABILITY=disk
