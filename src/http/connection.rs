@@ -35,6 +35,10 @@ use crate::ring::Ticket;
 /// read straight into their place in the input buffer.
 pub const READ_BYTES_MIN: usize = 16 * 1024;
 
+/// An idle connection keeps at most this much input buffer: one large body
+/// must not pin a quarter megabyte per keep-alive connection.
+pub const IDLE_INPUT_BYTES_MAX: usize = 64 * 1024;
+
 /// What the shutdown watcher needs to know about a connection.
 pub struct ConnectionState {
     pub fd: RawFd,
@@ -142,6 +146,9 @@ impl Connection {
             };
             if !keep_alive {
                 return self.flush().await;
+            }
+            if self.input.capacity() > IDLE_INPUT_BYTES_MAX && self.input.len() <= READ_BYTES_MIN {
+                self.input.shrink_to(READ_BYTES_MIN);
             }
             self.state.idle.set(true);
         }
