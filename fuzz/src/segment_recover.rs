@@ -20,8 +20,8 @@
 //! - For a cut or lost pages, recovery yields exactly the written records
 //!   that precede the damage: it ends on a record boundary and never yields
 //!   a record that was not written.
-//! - For lost pages in a CBOR segment too, since recovery accepts only what
-//!   the converter writes (see [`CBOR_LOST_PAGES_EXACT`]).
+//! - For lost pages in a CBOR segment, only the first two hold for now:
+//!   see [`CBOR_LOST_PAGES_EXACT`].
 //! - For bit flips, only the first two hold. The format has no per-record
 //!   checksum, so a flip that keeps a record well-formed (a letter inside a
 //!   string, say) yields a changed record; no check can catch that without
@@ -63,11 +63,12 @@ const DAMAGES_MAX: usize = 8;
 /// `{"r": {"@\0": "0"}}`, a record that was never written (JSON cannot hit
 /// this: a NUL is never valid in a JSON text). This needs a power loss, not
 /// a `kill -9`, and hits only the unacknowledged tail in `disk` mode, but
-/// recovery then stored a record nobody sent. Fixed: `segment::format`
-/// now refuses NUL in text and every type the converter never writes
-/// (integers, bytes, floats, tags), which closes the cases fuzzing found; a
-/// per-record checksum would close it fully.
-const CBOR_LOST_PAGES_EXACT: bool = true;
+/// recovery then stores a record nobody sent. `segment::format` now refuses
+/// NUL in text and every type the converter never writes (integers, bytes,
+/// floats, tags), which closed the first cases; fuzzing still finds records
+/// whose zeroed tail decodes as valid converter output, so only a
+/// per-record checksum in open segments closes it. Keep `false` until then.
+const CBOR_LOST_PAGES_EXACT: bool = false;
 
 /// Distinguishes the data directories of concurrent checks in one process
 /// (the test harness runs checks on several threads).
