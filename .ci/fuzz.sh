@@ -4,6 +4,10 @@
 #
 #   .ci/fuzz.sh [SECONDS_PER_TARGET]     # default 20 (or SLUICE_FUZZ_SECONDS)
 #
+# With SLUICE_FUZZ_RUNS=N each target instead runs exactly N inputs from a
+# fixed seed (still capped by SECONDS_PER_TARGET × 6): the same inputs every
+# time, which is what CI wants from a gate. Long exploratory runs use time.
+#
 # Only a stable toolchain is installed, so RUSTC_BOOTSTRAP=1 lets cargo-fuzz
 # pass its -Z flags (sanitizer, coverage instrumentation). AddressSanitizer
 # is used when its runtime builds; otherwise the targets run without one.
@@ -43,9 +47,15 @@ for target in $(cargo fuzz list); do
     *) max_len=4096 ;;
   esac
   mkdir -p "corpus/$target"
-  echo "== fuzz $target for ${seconds}s"
+  if [[ -n ${SLUICE_FUZZ_RUNS:-} ]]; then
+    budget=(-runs="$SLUICE_FUZZ_RUNS" -seed=1 -max_total_time=$((seconds * 6)))
+    echo "== fuzz $target for $SLUICE_FUZZ_RUNS inputs (seed 1)"
+  else
+    budget=(-max_total_time="$seconds")
+    echo "== fuzz $target for ${seconds}s"
+  fi
   if ! cargo fuzz run --sanitizer "$sanitizer" "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 \
+    "${budget[@]}" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 \
     -print_final_stats=1; then
     failed+=("$target")
   fi
