@@ -35,10 +35,6 @@ use crate::ring::Ticket;
 /// read straight into their place in the input buffer.
 pub const READ_BYTES_MIN: usize = 16 * 1024;
 
-/// An idle connection keeps at most this much input buffer: one large body
-/// must not pin a quarter megabyte per keep-alive connection.
-pub const IDLE_INPUT_BYTES_MAX: usize = 64 * 1024;
-
 /// What the shutdown watcher needs to know about a connection.
 pub struct ConnectionState {
     pub fd: RawFd,
@@ -122,7 +118,10 @@ enum Read {
 struct Connection {
     stream: TcpStream,
     /// Bytes received and not yet consumed; a Content-Length body is read
-    /// into place here and converted where it lies.
+    /// into place here and converted where it lies. It keeps its capacity
+    /// between requests (up to one body limit per connection, the same
+    /// bound as a request in flight): giving it back after every large body
+    /// made each one pay for fresh pages again.
     input: Vec<u8>,
     /// Answers not yet written.
     output: Vec<u8>,
@@ -146,9 +145,6 @@ impl Connection {
             };
             if !keep_alive {
                 return self.flush().await;
-            }
-            if self.input.capacity() > IDLE_INPUT_BYTES_MAX && self.input.len() <= READ_BYTES_MIN {
-                self.input.shrink_to(READ_BYTES_MIN);
             }
             self.state.idle.set(true);
         }
