@@ -33,7 +33,9 @@
 #
 # Environment: SLUICE_BENCH_PORT (default 18180; the admin port is +1 and
 # nginx +2), SLUICE_BENCH_LOAD_MAX (default 1.5), SLUICE_BENCH_LOAD_WAIT_SECONDS
-# (default 600), SLUICE_BENCH_RESULTS (default benches/results/latest.md).
+# (default 600), SLUICE_BENCH_RESULTS (default benches/results/latest.md;
+# the raw rows go beside it, as latest-rows.tsv and latest-open-loop.tsv).
+# The data directories live under $TMPDIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-10}
@@ -295,7 +297,11 @@ open_loop
 load_at_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Report -----------------------------------------------------------------
+# The raw measurements go next to the report, so that it can be checked or
+# reformatted without a rerun.
 mkdir -p "$(dirname "$results")"
+cp "$work/rows.tsv" "${results%.md}-rows.tsv"
+cp "$work/open_loop.tsv" "${results%.md}-open-loop.tsv"
 python3 - "$work/rows.tsv" "$work/open_loop.tsv" >"$results" <<PY
 import sys, platform, subprocess
 rows = []
@@ -308,16 +314,17 @@ for line in open(sys.argv[1]):
                      requests=requests, rps=requests / duration, mbps=requests * int(size) / duration / 1e6,
                      p50=int(f["p50_us"]) / 1000, p99=int(f["p99_us"]) / 1000, p999=int(f["p999_us"]) / 1000,
                      cpu_us=cpu_s * 1e6 / max(requests, 1), cpu_s=cpu_s, rss=int(rss) / 1024,
-                     errors=int(f["errors"])))
+                     errors=int(f["errors"]), status_errors=int(f["status_errors"])))
 ol_rate, ol_n, ol_expected, ol_statuses, ol_p50, ol_p99, ol_p999 = open(sys.argv[2]).read().rstrip("\n").split("\t")
 def get(payload, conns, server):
     return next(r for r in rows if (r["payload"], r["conns"], r["server"]) == (payload, conns, server))
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: ", "")
+nginx = subprocess.run(["nginx", "-v"], capture_output=True, text=True).stderr.strip().replace("nginx version: nginx/", "")
+size = {r["payload"]: r["size"] for r in rows}
 titles = {"json-300": "JSON, 300 bytes", "json-4k": "JSON, 4 KiB (4,096 bytes)",
-          "json-254k": "JSON, 254 KiB (260,000 bytes, just under the 260,096-byte limit)",
-          "xml-1k": "XML, ~1 KiB"}
+          "json-254k": f"JSON, 254 KiB ({size['json-254k']:,} bytes, just under the 260,096-byte limit)",
+          "xml-1k": f"XML, ~1 KiB ({size['xml-1k']:,} bytes)"}
 print("# Load harness: latest result\n")
 print(f"\`benches/harness.sh $seconds\`, $started. Every case: a fresh server and data directory, "
       f"{$warmup_seconds} s warm-up, then $seconds s closed loop with \`wrk -t1\` (one client thread) over "
@@ -334,15 +341,16 @@ print("Servers: **full-path** = sluice, \`durability = \"process\"\` (default); 
       "(benches/nginx/collector.conf). sluice and nginx both run 2 workers.\n")
 print("MB/s = requests/s x body bytes. Server CPU = user+sys of the server process(es) over the measured "
       "run / requests (nginx: master + workers). Peak RSS = VmHWM (nginx: sum of workers). "
-      "Errors = wrk's socket errors plus responses with a status of 400 or more.\n")
+      "Errors = responses with a status of 400 or more / socket errors (with wrk these are "
+      "requests unanswered after its 2-second timeout).\n")
 for payload in [$(printf '"%s", ' "${payloads[@]}")]:
     print(f"## {titles[payload]}\n")
-    print("| server | conns | requests/s | MB/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/request | peak RSS MiB | errors |")
+    print("| server | conns | requests/s | MB/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/request | peak RSS MiB | errors (status / socket) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         if r["payload"] == payload:
             print(f"| {r['server']} | {r['conns']} | {r['rps']:,.0f} | {r['mbps']:,.1f} | {r['p50']:.2f} | "
-                  f"{r['p99']:.2f} | {r['p999']:.2f} | {r['cpu_us']:,.1f} | {r['rss']:.1f} | {r['errors']:,} |")
+                  f"{r['p99']:.2f} | {r['p999']:.2f} | {r['cpu_us']:,.1f} | {r['rss']:.1f} | {r['status_errors']:,} / {r['errors'] - r['status_errors']:,} |")
     print()
 print("## Open loop\n")
 print(f"Full path, 300-byte JSON, 64 connections, h2load at a fixed {int(ol_rate):,} requests/s "
