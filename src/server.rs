@@ -155,11 +155,13 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
             return Err(error);
         }
     };
+    // Ready before the line that announces the address: whoever acts on
+    // that line must find /readyz already saying so.
+    admin.set_phase(Phase::Ready);
     telemetry::LISTENING.emit(&[
         ("addr", addr.to_string().as_str().into()),
         ("admin_addr", admin_addr.to_string().as_str().into()),
     ]);
-    admin.set_phase(Phase::Ready);
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("serving"),
