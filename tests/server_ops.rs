@@ -254,9 +254,16 @@ impl Drop for KillOnDrop {
 }
 
 #[test]
-fn readyz_is_ready_while_serving_and_draining_during_shutdown() {
+fn readyz_is_starting_during_recovery_ready_while_serving_and_draining_during_shutdown() {
     let data = DataDir::new("readyz");
     let s = setup(&data, "acme");
+    // A large open segment left by a "crash" makes recovery take a while.
+    let hour = data
+        .path
+        .join(format!("tenants/acme/streams/{}/2026-01-01/00", s.json_stream));
+    std::fs::create_dir_all(&hour).expect("mkdir");
+    let line = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(80));
+    std::fs::write(hour.join("big.ndjson.open"), line.repeat(200_000)).expect("write segment");
     let admin: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let mut child = std::process::Command::new(BIN)
         .arg("--data-dir")
@@ -287,6 +294,27 @@ fn readyz_is_ready_while_serving_and_draining_during_shutdown() {
             }
         }
     });
+    // Poll /readyz from the moment the admin listener answers. The probe
+    // connection is closed before each poll: the admin listener serves one
+    // connection at a time, so a probe held open would stall it.
+    let mut seen: Vec<(u16, String)> = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.last().is_none_or(|(status, _)| *status != 200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never became ready: {seen:?}"
+        );
+        if std::net::TcpStream::connect(admin).is_ok() {
+            seen.push(admin_get(admin, "/readyz"));
+        } else {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|(status, body)| *status == 503 && body.contains("starting")),
+        "/readyz said 'starting' while recovery ran: {seen:?}"
+    );
     let addr: std::net::SocketAddr = addr_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("listening")
@@ -322,9 +350,10 @@ fn readyz_is_ready_while_serving_and_draining_during_shutdown() {
     );
     let status = wait_timeout(&mut child.0, Duration::from_secs(30)).expect("exits after the drain");
     assert!(status.success());
-    assert_eq!(
-        data.sealed_lines(),
-        ["{\"slow\":true}"],
+    let lines = data.sealed_lines();
+    assert_eq!(lines.len(), 200_001, "recovered records plus the drained one");
+    assert!(
+        lines.iter().any(|line| line == "{\"slow\":true}"),
         "the drained request was stored"
     );
 }
