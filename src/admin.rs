@@ -288,6 +288,17 @@ fn render_metrics(state: &AdminState) -> String {
             log.records_written.load(Ordering::Relaxed)
         );
     }
+    out.push_str("# HELP sluice_stream_bytes_total Bytes of records written to a stream's segments.\n");
+    out.push_str("# TYPE sluice_stream_bytes_total counter\n");
+    for log in state.logs.all() {
+        let _ = writeln!(
+            out,
+            "sluice_stream_bytes_total{{tenant=\"{}\",stream=\"{}\"}} {}",
+            log.tenant,
+            log.stream_id,
+            log.bytes_written.load(Ordering::Relaxed)
+        );
+    }
     out.push_str("# HELP sluice_open_segment_bytes Bytes in a stream's open segment.\n");
     out.push_str("# TYPE sluice_open_segment_bytes gauge\n");
     for log in state.logs.all() {

@@ -150,6 +150,8 @@ pub struct StreamLog {
     unsynced: Mutex<Vec<Arc<File>>>,
     /// Records written to this stream's segments since start.
     pub records_written: AtomicU64,
+    /// Bytes of those records.
+    pub bytes_written: AtomicU64,
     /// Bytes in the open segment, for `/metrics`.
     pub open_bytes: AtomicU64,
     /// Responses to requests that reached this stream, for `/metrics`.
@@ -183,6 +185,7 @@ impl StreamLog {
             flushing: AtomicBool::new(false),
             unsynced: Mutex::new(Vec::new()),
             records_written: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
             open_bytes: AtomicU64::new(0),
             responses: crate::telemetry::StatusCounts::default(),
         }
@@ -245,6 +248,8 @@ impl StreamLog {
                 Ok(()) => {
                     state.position += record.len() as u64;
                     self.records_written.fetch_add(1, Ordering::Relaxed);
+                    self.bytes_written
+                        .fetch_add(record.len() as u64, Ordering::Relaxed);
                     self.open_bytes
                         .store(segment.len_bytes() as u64, Ordering::Relaxed);
                     return Outcome::Written;

@@ -161,6 +161,14 @@ fn metrics_count_what_was_sent_and_health_endpoints_answer() {
             Some(("stream", s.json_stream.as_str()))
         ) > 0.0
     );
+    // Seven records `{"n":N}` plus a newline each: 8 bytes apiece.
+    assert_eq!(
+        value(
+            "sluice_stream_bytes_total",
+            Some(("stream", s.json_stream.as_str()))
+        ),
+        56.0
+    );
     assert_eq!(admin_get(admin, "/nowhere").0, 404);
     assert!(server.stop().success());
 }
