@@ -194,6 +194,29 @@ fn not_ready(out: &mut Vec<u8>, message: &str) {
     response::write_error(out, 503, "not-ready", message, false, extra);
 }
 
+/// One metric with a sample per stream, labelled by tenant and stream.
+fn per_stream(
+    out: &mut String,
+    state: &AdminState,
+    name: &str,
+    help: &str,
+    kind: &str,
+    value: impl Fn(&crate::ring::StreamLog) -> u64,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for log in state.logs.all() {
+        let _ = writeln!(
+            out,
+            "{name}{{tenant=\"{}\",stream=\"{}\"}} {}",
+            log.tenant,
+            log.stream_id,
+            value(&log)
+        );
+    }
+}
+
 fn render_metrics(state: &AdminState) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -277,39 +300,30 @@ fn render_metrics(state: &AdminState) -> String {
         .sum();
     let _ = writeln!(out, "sluice_accept_latency_seconds_sum {}", sum_us as f64 / 1e6);
     let _ = writeln!(out, "sluice_accept_latency_seconds_count {cumulative}");
-    out.push_str("# HELP sluice_stream_records_total Records written to a stream's segments.\n");
-    out.push_str("# TYPE sluice_stream_records_total counter\n");
-    for log in state.logs.all() {
-        let _ = writeln!(
-            out,
-            "sluice_stream_records_total{{tenant=\"{}\",stream=\"{}\"}} {}",
-            log.tenant,
-            log.stream_id,
-            log.records_written.load(Ordering::Relaxed)
-        );
-    }
-    out.push_str("# HELP sluice_stream_bytes_total Bytes of records written to a stream's segments.\n");
-    out.push_str("# TYPE sluice_stream_bytes_total counter\n");
-    for log in state.logs.all() {
-        let _ = writeln!(
-            out,
-            "sluice_stream_bytes_total{{tenant=\"{}\",stream=\"{}\"}} {}",
-            log.tenant,
-            log.stream_id,
-            log.bytes_written.load(Ordering::Relaxed)
-        );
-    }
-    out.push_str("# HELP sluice_open_segment_bytes Bytes in a stream's open segment.\n");
-    out.push_str("# TYPE sluice_open_segment_bytes gauge\n");
-    for log in state.logs.all() {
-        let _ = writeln!(
-            out,
-            "sluice_open_segment_bytes{{tenant=\"{}\",stream=\"{}\"}} {}",
-            log.tenant,
-            log.stream_id,
-            log.open_bytes.load(Ordering::Relaxed)
-        );
-    }
+    per_stream(
+        &mut out,
+        state,
+        "sluice_stream_records_total",
+        "Records written to a stream's segments.",
+        "counter",
+        |log| log.records_written.load(Ordering::Relaxed),
+    );
+    per_stream(
+        &mut out,
+        state,
+        "sluice_stream_bytes_total",
+        "Bytes of records written to a stream's segments.",
+        "counter",
+        |log| log.bytes_written.load(Ordering::Relaxed),
+    );
+    per_stream(
+        &mut out,
+        state,
+        "sluice_open_segment_bytes",
+        "Bytes in a stream's open segment.",
+        "gauge",
+        |log| log.open_bytes.load(Ordering::Relaxed),
+    );
     out.push_str("# HELP sluice_sealed_bytes_total Bytes of segments sealed since start.\n");
     out.push_str("# TYPE sluice_sealed_bytes_total counter\n");
     let _ = writeln!(
@@ -324,17 +338,14 @@ fn render_metrics(state: &AdminState) -> String {
         "sluice_seal_lag_seconds {}",
         telemetry::SEAL_LAG_MS.load(Ordering::Relaxed) as f64 / 1000.0
     );
-    out.push_str("# HELP sluice_ring_records Records waiting in a stream's ring.\n");
-    out.push_str("# TYPE sluice_ring_records gauge\n");
-    for log in state.logs.all() {
-        let _ = writeln!(
-            out,
-            "sluice_ring_records{{tenant=\"{}\",stream=\"{}\"}} {}",
-            log.tenant,
-            log.stream_id,
-            log.ring_len()
-        );
-    }
+    per_stream(
+        &mut out,
+        state,
+        "sluice_ring_records",
+        "Records waiting in a stream's ring.",
+        "gauge",
+        |log| log.ring_len() as u64,
+    );
     out.push_str("# HELP sluice_events_total Named events.\n");
     out.push_str("# TYPE sluice_events_total counter\n");
     for event in telemetry::ALL_EVENTS {
