@@ -45,6 +45,8 @@ pub enum Reject {
     BadChunk,
     /// The ring stayed full: the writer is behind.
     WriterBehind,
+    /// The worker is at its connection cap.
+    TooManyConnections,
     DiskFull,
     StorageFailed,
     ShuttingDown,
@@ -63,7 +65,9 @@ impl Reject {
             Reject::ExpectationFailed => 417,
             Reject::RateLimited => 429,
             Reject::Body(_) | Reject::BadChunk => 400,
-            Reject::WriterBehind | Reject::DiskFull | Reject::ShuttingDown => 503,
+            Reject::WriterBehind | Reject::TooManyConnections | Reject::DiskFull | Reject::ShuttingDown => {
+                503
+            }
             Reject::StorageFailed => 500,
             Reject::StoreTimeout => 504,
         }
@@ -83,6 +87,7 @@ impl Reject {
             Reject::Body(error) => error.kind(),
             Reject::BadChunk => "invalid-chunked-body",
             Reject::WriterBehind => "writer-behind",
+            Reject::TooManyConnections => "too-many-connections",
             Reject::DiskFull => "disk-full",
             Reject::StorageFailed => "storage-failed",
             Reject::ShuttingDown => "shutting-down",
@@ -106,6 +111,7 @@ impl Reject {
             Reject::Body(error) => error.message(),
             Reject::BadChunk => "The chunked body is malformed.",
             Reject::WriterBehind => "The stream's writer is behind; retry later.",
+            Reject::TooManyConnections => "The appliance has too many open connections; retry later.",
             Reject::DiskFull => "The disk is full; retry later.",
             Reject::StorageFailed => "The record could not be stored.",
             Reject::ShuttingDown => "The appliance is shutting down; retry later.",
@@ -136,6 +142,10 @@ pub struct Admitted {
     /// The stream's log; `None` in the no-work baseline.
     pub log: Option<Arc<StreamLog>>,
     pub format: PayloadFormat,
+    /// With `durability = "disk"`, how long the record may wait for its
+    /// flush (504 after); decided with the rest of the head so the body
+    /// path does not read the configuration again.
+    pub flush_timeout: Option<Duration>,
 }
 
 /// A per-tenant token bucket (per worker: each worker gets its share).
@@ -240,6 +250,7 @@ impl Worker {
             return check_framing(&config, head).map(|()| Admitted {
                 log: None,
                 format: PayloadFormat::Json,
+                flush_timeout: None,
             });
         }
         let snapshot = self.current_snapshot();
@@ -265,9 +276,12 @@ impl Worker {
         check_framing(&config, head)?;
         self.take_token(&config, tenant)?;
         let log = self.log_for(tenant, stream_id, format);
+        let flush_timeout =
+            (config.durability == Durability::Disk).then(|| Duration::from_millis(config.store_timeout_ms));
         Ok(Admitted {
             log: Some(log),
             format,
+            flush_timeout,
         })
     }
 
@@ -353,10 +367,8 @@ impl Worker {
             Outcome::Closed => return Err(Reject::ShuttingDown),
             Outcome::TooLarge => return Err(Reject::PayloadTooLarge),
         }
-        let config = self.config();
-        if config.durability == Durability::Disk {
-            let deadline = Instant::now() + Duration::from_millis(config.store_timeout_ms);
-            wait_durable(log, ticket.end_position(), deadline).await?;
+        if let Some(timeout) = admitted.flush_timeout {
+            wait_durable(log, ticket.end_position(), Instant::now() + timeout).await?;
         }
         Ok(())
     }

@@ -61,7 +61,7 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>, state: Rc<ConnectionSt
 /// cap, then closes.
 pub async fn refuse(mut stream: TcpStream, worker: Rc<Worker>) {
     let mut output = Vec::with_capacity(256);
-    write_reject(&worker, &mut output, Reject::WriterBehind, false);
+    write_reject(&worker, &mut output, Reject::TooManyConnections, false);
     let _ = stream.write_all(output).await;
 }
 
