@@ -53,10 +53,11 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let _lock = lock_data_dir(data_dir)?;
-    let features = probe_io_uring()?;
+    let (features, task_run) = probe_io_uring()?;
     telemetry::STARTING.emit(&[
         ("driver", "io_uring".into()),
         ("features", features.as_str().into()),
+        ("task_run", task_run.name().into()),
         ("workers", config.workers.into()),
         ("data_dir", data_dir.to_string_lossy().as_ref().into()),
         (
@@ -143,6 +144,7 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
         shutting_down: Arc::clone(&shutting_down),
         stats,
         liveness: Arc::clone(&liveness),
+        task_run,
     };
     let (workers, addr) = match start_workers(&shared) {
         Ok(started) => started,
@@ -194,6 +196,7 @@ struct Shared {
     shutting_down: Arc<AtomicBool>,
     stats: Vec<Arc<WorkerStats>>,
     liveness: Arc<Liveness>,
+    task_run: TaskRun,
 }
 
 /// Starts worker 0 on the configured address, then the others on the
@@ -231,6 +234,7 @@ fn worker_thread(
     bound_tx: mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
     let runtime = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .uring_builder(shared.task_run.builder())
         .with_entries(URING_ENTRIES)
         .enable_timer()
         .build();
@@ -364,9 +368,55 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<File> {
     Ok(file)
 }
 
-/// Checks that io_uring can be used and names the features the kernel
-/// offers. No silent fallback: without io_uring sluice does not start.
-fn probe_io_uring() -> anyhow::Result<String> {
+/// How a worker's ring runs completion work. By default the kernel
+/// interrupts a busy worker (an inter-processor interrupt) to run the
+/// work of every completion that arrives while it runs; measured with
+/// `benches/load.sh`, that cost about a quarter of the server's CPU per
+/// request. `IORING_SETUP_COOP_TASKRUN` (Linux 5.19+) lets the worker pick
+/// completions up at its next system call instead, which a busy worker
+/// makes after every round of tasks. (`DEFER_TASKRUN` would go further,
+/// but it only runs completion work when the worker asks to wait, and
+/// monoio does not wait while tasks are ready, so a task that keeps
+/// yielding would hold back every completion of its worker.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskRun {
+    /// `IORING_SETUP_COOP_TASKRUN` with `TASKRUN_FLAG`.
+    Coop,
+    /// The kernel is too old for it: its default.
+    Default,
+}
+
+impl TaskRun {
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskRun::Coop => "coop",
+            TaskRun::Default => "default",
+        }
+    }
+
+    /// The ring settings for this mode.
+    pub fn builder(self) -> io_uring::Builder {
+        let mut builder = io_uring::IoUring::builder();
+        if self == TaskRun::Coop {
+            builder.setup_coop_taskrun().setup_taskrun_flag();
+        }
+        builder
+    }
+
+    /// The mode this kernel accepts.
+    fn detect() -> TaskRun {
+        if TaskRun::Coop.builder().build(8).is_ok() {
+            TaskRun::Coop
+        } else {
+            TaskRun::Default
+        }
+    }
+}
+
+/// Checks that io_uring can be used, names the features the kernel offers
+/// and picks how completion work runs. No silent fallback: without
+/// io_uring sluice does not start.
+fn probe_io_uring() -> anyhow::Result<(String, TaskRun)> {
     let ring = io_uring::IoUring::new(8).map_err(|error| {
         anyhow!(
             "io_uring is unavailable ({error}); sluice needs it: check kernel.io_uring_disabled, seccomp filters and RLIMIT_MEMLOCK"
@@ -388,7 +438,7 @@ fn probe_io_uring() -> anyhow::Result<String> {
             features.push(name);
         }
     }
-    Ok(features.join(","))
+    Ok((features.join(","), TaskRun::detect()))
 }
 
 /// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and the threads it
