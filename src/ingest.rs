@@ -336,18 +336,21 @@ impl Worker {
         Ok(())
     }
 
-    /// Converts and stores one body; `Ok` means the 202 promise holds.
+    /// Converts and stores one body, `input[..len]`; `input` has at least
+    /// [`crate::convert::json::PADDING`] more bytes after it, which are left as found. `Ok`
+    /// means the 202 promise holds.
     pub async fn store(
         &self,
         admitted: &Admitted,
-        body: &mut [u8],
+        input: &mut [u8],
+        len: usize,
         ticket: &Arc<Ticket>,
     ) -> Result<(), Reject> {
         let Some(log) = &admitted.log else { return Ok(()) };
-        let mut record = Vec::with_capacity(body.len() + 1);
+        let mut record = Vec::with_capacity(len + 1);
         match admitted.format {
-            PayloadFormat::Json => self.json.borrow_mut().convert(body, &mut record),
-            PayloadFormat::Xml => self.xml.borrow_mut().convert(body, &mut record),
+            PayloadFormat::Json => self.json.borrow_mut().convert_padded(input, len, &mut record),
+            PayloadFormat::Xml => self.xml.borrow_mut().convert(&input[..len], &mut record),
         }
         .map_err(Reject::Body)?;
         if log.submit(record, ticket).is_err() {

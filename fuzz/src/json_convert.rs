@@ -11,12 +11,15 @@
 //!   (`segment::format::valid_prefix`) takes it as exactly one record, so an
 //!   acknowledged record can never be dropped by recovery.
 //! - A refused body appends nothing to the output buffer.
+//! - `convert_padded` (the server's in-place path) gives the same result
+//!   and output as `convert` and leaves the body and its padding as found.
 //!
 //! The converter is reused across runs, as a worker reuses it.
 
 use std::cell::RefCell;
 
 use sluice::control::snapshot::PayloadFormat;
+use sluice::convert::json::PADDING;
 use sluice::convert::{ConvertError, JsonConverter};
 use sluice::segment::format;
 
@@ -34,9 +37,29 @@ thread_local! {
 
 /// Runs the property on one fuzz input (the body).
 pub fn check(data: &[u8]) {
-    let mut body = data.to_vec();
     let mut out = OUTPUT_PREFIX.to_vec();
-    let result = CONVERTER.with(|converter| converter.borrow_mut().convert(&mut body, &mut out));
+    let result = CONVERTER.with(|converter| converter.borrow_mut().convert(data, &mut out));
+
+    // The in-place entry point the server uses must say and write the
+    // same, whatever the padding holds, and leave body and padding alone.
+    let mut padded = data.to_vec();
+    padded.extend(
+        data.iter()
+            .rev()
+            .copied()
+            .chain(std::iter::repeat(b'"'))
+            .take(PADDING),
+    );
+    let before = padded.clone();
+    let mut padded_out = OUTPUT_PREFIX.to_vec();
+    let padded_result = CONVERTER.with(|converter| {
+        converter
+            .borrow_mut()
+            .convert_padded(&mut padded, data.len(), &mut padded_out)
+    });
+    assert_eq!(padded, before, "the input and its padding are left as found");
+    assert_eq!(result, padded_result, "both entry points agree");
+    assert_eq!(out, padded_out, "both entry points write the same");
 
     let text = data.strip_prefix(UTF8_BOM).unwrap_or(data);
     let expected = serde_json::from_slice::<serde_json::Value>(text);

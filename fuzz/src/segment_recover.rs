@@ -150,7 +150,7 @@ fn record(format: PayloadFormat, number: usize, content: &[u8]) -> Vec<u8> {
         PayloadFormat::Json => {
             let body = serde_json::json!({ "n": number, "b": text }).to_string();
             JsonConverter::new()
-                .convert(&mut body.into_bytes(), &mut out)
+                .convert(body.as_bytes(), &mut out)
                 .expect("serde_json's output is a JSON object");
         }
         PayloadFormat::Xml => {

@@ -8,29 +8,47 @@
 //! string escapes stay byte for byte as sent) followed by one `\n`, and it
 //! holds no other `\n`.
 //!
-//! Two passes guard every body. simd-json (the design card's validator)
-//! runs its SIMD structural and UTF-8 pass over the body in place; a scalar
-//! pass, written by hand, copies the value with insignificant whitespace
-//! removed. simd-json alone cannot produce the line: it parses numbers into
-//! binary, so `1.50` would come back as `1.5`, and it unescapes strings. The
-//! scalar pass also enforces the `serde_json` rules simd-json is more
-//! lenient about (the nesting bound, number range, unpaired surrogate
-//! escapes), so that acceptance is exactly `serde_json`'s, as the fuzz target
-//! checks. A body is accepted only if both passes accept it. Tracking one
-//! byte of state per container in a fixed bit-stack keeps the scalar pass
-//! allocation-free and non-recursive.
+//! simd-json (the design card's validator) decides acceptance: its SIMD
+//! first stage checks UTF-8 and finds every token, its second stage checks
+//! the grammar, escapes and numbers. With the nesting bound set to
+//! `serde_json`'s, version 0.19 accepts exactly what `serde_json` accepts
+//! (numbers out of `f64` range and unpaired surrogate escapes included),
+//! which the fuzz target checks against `serde_json` itself. simd-json
+//! cannot produce the line (it parses numbers into binary, so `1.50` would
+//! come back as `1.5`, and it unescapes strings), so the line is copied
+//! from the body, driven by the token positions (structural indexes) that
+//! simd-json's first stage already found: every token starts at an index
+//! and runs to the next one, less any whitespace before it. A body without
+//! insignificant whitespace is copied in one piece.
+//!
+//! simd-json unescapes strings in place, so a body that holds a backslash
+//! is validated on a copy and the line is taken from the untouched
+//! original; other bodies are validated where they lie
+//! ([`JsonConverter::convert_padded`]), with no copy at all.
+//!
+//! A refused body is refused by simd-json; the scalar scanner below then
+//! names the reason (`not-utf8`, `trailing-data`, `too-deep`, ...). It is a
+//! complete hand-written validator and minifier, kept for that and as the
+//! reference the tests compare the fast path with.
 
-use simd_json::prelude::TypedValue;
+use memchr::memchr;
+use simd_json::{Node, Tape};
 
 use super::ConvertError;
 
 /// The deepest nesting of arrays and objects accepted. `serde_json` refuses
 /// the 128th nested container (its recursion budget is 128 and it fails when
 /// the budget reaches zero), so 127 levels is what it accepts; we follow it.
-/// The container stack is a `u128` bitset, so this must stay below 128.
+/// The scanner's container stack is a `u128` bitset, so this must stay
+/// below 128.
 pub const JSON_DEPTH_MAX: usize = 127;
 
 const _: () = assert!(JSON_DEPTH_MAX < 128);
+
+/// Spare bytes [`JsonConverter::convert_padded`] needs after a body:
+/// simd-json reads in SIMD-register steps and may look past the end. Their
+/// content does not matter and is left as found.
+pub const PADDING: usize = simd_json::INPUT_PADDING;
 
 /// The UTF-8 byte-order mark, skipped once at the start of a body (SPEC §1);
 /// `serde_json` itself would refuse it.
@@ -42,12 +60,18 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 const NUMBER_DIGITS_ALWAYS_FINITE: usize = 308;
 
 /// Converts JSON bodies into NDJSON lines. One per worker: it keeps
-/// simd-json's buffers between calls so steady-state validation does not
+/// simd-json's buffers between calls so steady-state conversion does not
 /// allocate.
 pub struct JsonConverter {
-    /// simd-json's scratch space (aligned input copy, structural indexes,
-    /// string buffer), sized for the default body limit and grown on demand.
+    /// simd-json's scratch space (structural indexes, string buffer, the
+    /// container stack), sized for the default body limit and grown on
+    /// demand.
     simd: simd_json::Buffers,
+    /// The tape's allocation, kept empty between calls.
+    tape: Option<Tape<'static>>,
+    /// A padded copy of the body for simd-json to parse when the body
+    /// itself cannot be parsed in place.
+    copy: Vec<u8>,
 }
 
 impl Default for JsonConverter {
@@ -56,45 +80,144 @@ impl Default for JsonConverter {
     }
 }
 
+/// Why simd-json refused a body.
+enum Refusal {
+    /// Valid JSON whose value is not an object.
+    NotAnObject,
+    /// Not valid JSON (or nested too deep); the scanner says exactly why.
+    Invalid,
+}
+
 impl JsonConverter {
     /// A converter ready for use.
     pub fn new() -> Self {
         JsonConverter {
-            simd: simd_json::Buffers::with_max_depth(
-                crate::limits::BODY_BYTES_MAX_DEFAULT,
-                JSON_DEPTH_MAX + 1,
-            ),
+            simd: simd_json::Buffers::with_max_depth(crate::limits::BODY_BYTES_MAX_DEFAULT, JSON_DEPTH_MAX),
+            tape: Some(Tape::null()),
+            copy: Vec::new(),
         }
     }
 
     /// Validates `body` and appends its NDJSON line (ending in `\n`) to `out`,
-    /// or appends nothing and says why. `body` is left modified (simd-json
-    /// parses in place); the caller gives it up. Once `out`
-    /// has grown to the largest body seen, this does not allocate.
-    pub fn convert(&mut self, body: &mut [u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
-        let out_len_before = out.len();
-        let result = convert_into(body, out).and_then(|()| self.validate_simd(body));
-        if result.is_err() {
-            out.truncate(out_len_before);
-        }
-        result
+    /// or appends nothing and says why. Once `out` and the converter have
+    /// grown to the largest body seen, this does not allocate.
+    pub fn convert(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
+        let text = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+        let mut copy = std::mem::take(&mut self.copy);
+        copy.clear();
+        copy.extend_from_slice(text);
+        copy.resize(text.len() + PADDING, b' ');
+        let verdict = self.validate(&mut copy, text.len());
+        self.copy = copy;
+        self.finish(verdict, body, out)
     }
 
-    /// simd-json's verdict on the same body. It parses in place (unescaping
-    /// strings into `body`), so it runs after the copy has been made.
-    fn validate_simd(&mut self, body: &mut [u8]) -> Result<(), ConvertError> {
-        let start = if body.starts_with(UTF8_BOM) {
+    /// [`JsonConverter::convert`] for a body that has [`PADDING`] spare
+    /// bytes after it: `input[..len]` is the body, `input[len..]` at least
+    /// `PADDING` bytes of anything. A body without escapes is validated
+    /// where it lies; `input` is left as it was either way.
+    pub fn convert_padded(
+        &mut self,
+        input: &mut [u8],
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConvertError> {
+        assert!(input.len() >= len + PADDING, "the caller provides the padding");
+        let start = if input[..len].starts_with(UTF8_BOM) {
             UTF8_BOM.len()
         } else {
             0
         };
-        let tape = simd_json::to_tape_with_buffers(&mut body[start..], &mut self.simd)
-            .map_err(|_| ConvertError::InvalidJson)?;
-        match tape.as_value().value_type() {
-            simd_json::ValueType::Object => Ok(()),
-            _ => Err(ConvertError::NotAnObject),
+        if memchr(b'\\', &input[start..len]).is_some() {
+            // simd-json would unescape the strings into the body itself.
+            return self.convert(&input[..len], out);
+        }
+        let verdict = self.validate(&mut input[start..], len - start);
+        self.finish(verdict, &input[..len], out)
+    }
+
+    /// simd-json's verdict on `padded[..len]` (BOM already skipped), which
+    /// leaves the structural indexes of an accepted body in `self.simd`.
+    fn validate(&mut self, padded: &mut [u8], len: usize) -> Result<(), Refusal> {
+        let mut tape = self.tape.take().unwrap_or_else(Tape::null).reset();
+        let parsed = simd_json::fill_tape_padded(padded, len, &mut self.simd, &mut tape);
+        let is_object = matches!(tape.0.first(), Some(Node::Object { .. }));
+        self.tape = Some(tape.reset());
+        match parsed {
+            Err(_) => Err(Refusal::Invalid),
+            Ok(()) if !is_object => Err(Refusal::NotAnObject),
+            Ok(()) => Ok(()),
         }
     }
+
+    /// Appends the line of an accepted `body` (as sent, BOM and all), or
+    /// names the reason it was refused.
+    fn finish(
+        &self,
+        verdict: Result<(), Refusal>,
+        body: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), ConvertError> {
+        match verdict {
+            Ok(()) => {
+                let text = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+                copy_tokens(text, self.simd.structural_indexes(), out);
+                Ok(())
+            }
+            Err(Refusal::NotAnObject) => Err(ConvertError::NotAnObject),
+            Err(Refusal::Invalid) => Err(refusal_reason(body)),
+        }
+    }
+}
+
+/// JSON's four whitespace bytes (RFC 8259 §2).
+fn is_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Appends `text` without its insignificant whitespace, and a `\n`.
+/// `indexes` are simd-json's structural indexes for `text`: the position
+/// of every token (punctuation, the opening quote of a string, the first
+/// byte of a number or literal). Whitespace outside strings lies only
+/// between a token's end and the next index, and a token never ends in
+/// whitespace (a string ends in its quote), so the bytes from one index to
+/// the next, trailing whitespace trimmed, are exactly one token. Runs of
+/// tokens with nothing between them are copied at once.
+fn copy_tokens(text: &[u8], indexes: &[u32], out: &mut Vec<u8>) {
+    fn trim_end(text: &[u8], mut end: usize) -> usize {
+        while end > 0 && is_whitespace(text[end - 1]) {
+            end -= 1;
+        }
+        end
+    }
+    out.reserve(text.len() + 1);
+    let mut run = indexes.first().map_or(0, |&index| index as usize);
+    for &index in indexes.iter().skip(1) {
+        let index = index as usize;
+        if is_whitespace(text[index - 1]) {
+            out.extend_from_slice(&text[run..trim_end(text, index - 1)]);
+            run = index;
+        }
+    }
+    out.extend_from_slice(&text[run..trim_end(text, text.len())]);
+    out.push(b'\n');
+}
+
+/// Why simd-json refused `body`, in the scanner's words. Should the two
+/// ever disagree, the body stays refused, as invalid JSON.
+fn refusal_reason(body: &[u8]) -> ConvertError {
+    match reference_convert(body, &mut Vec::new()) {
+        Err(error) => error,
+        Ok(()) => ConvertError::InvalidJson,
+    }
+}
+
+/// The scalar scanner's conversion: validates `body` (a leading BOM
+/// skipped) and appends its line to `out`, or says why not (leaving `out`
+/// with a partial line the caller discards). The converter uses it to name
+/// the reason for a refusal; tests compare it with the fast path.
+pub fn reference_convert(body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
+    convert_into(body, out)
 }
 
 /// One JSON container being parsed; `OBJECT` when its bit in the stack is 1.
@@ -400,13 +523,32 @@ fn skip_plain_words(src: &[u8], mut pos: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// Converts `body` through both entry points and checks that they
+    /// agree with each other and, on success, with the scalar reference;
+    /// that padding and body are left as found; and that an error appends
+    /// nothing.
     fn convert(body: &[u8]) -> Result<Vec<u8>, ConvertError> {
-        let mut body = body.to_vec();
+        let mut converter = JsonConverter::new();
         let mut out = b"prefix".to_vec();
-        let result = JsonConverter::new().convert(&mut body, &mut out);
+        let result = converter.convert(body, &mut out);
+        let mut padded = body.to_vec();
+        padded.extend((0..PADDING + 3).map(|i| b"x\\\" \n{"[i % 5]));
+        let before = padded.clone();
+        let mut padded_out = b"prefix".to_vec();
+        let padded_result = converter.convert_padded(&mut padded, body.len(), &mut padded_out);
+        assert_eq!(padded, before, "the input and its padding are left as found");
+        assert_eq!(result, padded_result);
+        assert_eq!(out, padded_out);
         match result {
             Ok(()) => {
                 assert!(out.starts_with(b"prefix"));
+                let mut reference = Vec::new();
+                reference_convert(body, &mut reference).expect("the reference accepts it too");
+                assert_eq!(
+                    out[6..],
+                    reference,
+                    "the fast path copies what the reference copies"
+                );
                 Ok(out[6..].to_vec())
             }
             Err(error) => {
@@ -628,8 +770,9 @@ mod tests {
         let capacity = out.capacity();
         for _ in 0..100 {
             out.clear();
-            let mut body = b"{ \"a\" : [1, 2, 3] }".to_vec();
-            converter.convert(&mut body, &mut out).expect("valid body");
+            converter
+                .convert(b"{ \"a\" : [1, 2, 3] }", &mut out)
+                .expect("valid body");
         }
         assert_eq!(out.capacity(), capacity);
     }

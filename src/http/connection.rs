@@ -27,6 +27,7 @@ use monoio::net::TcpStream;
 use super::body::ChunkedDecoder;
 use super::request::{self, BodyFraming, Expect, HeadStatus};
 use super::response::{self, ErrorExtra};
+use crate::convert::json::PADDING;
 use crate::ingest::{Admitted, Reject, Worker};
 use crate::limits::HEADERS_COUNT_MAX;
 use crate::ring::Ticket;
@@ -241,8 +242,11 @@ impl Connection {
                 if !self.fill_to(worker, end).await? {
                     return Ok(false);
                 }
-                let body = &mut self.input[head.head_len..end];
-                (worker.store(admitted, body, &self.ticket).await, end)
+                let filled = pad(&mut self.input, end);
+                let body = &mut self.input[head.head_len..];
+                let result = worker.store(admitted, body, length, &self.ticket).await;
+                self.input.truncate(filled);
+                (result, end)
             }
             BodyFraming::Chunked => match self.read_chunked(worker, head.head_len).await? {
                 Err(reject) => {
@@ -251,7 +255,9 @@ impl Connection {
                 }
                 Ok(consumed) => {
                     let mut body = std::mem::take(&mut self.chunked);
-                    let result = worker.store(admitted, &mut body, &self.ticket).await;
+                    let length = body.len();
+                    pad(&mut body, length);
+                    let result = worker.store(admitted, &mut body, length, &self.ticket).await;
                     body.clear();
                     self.chunked = body;
                     (result, consumed)
@@ -327,7 +333,7 @@ impl Connection {
         if self.input.len() >= len {
             return Ok(true);
         }
-        self.input.reserve(len - self.input.len());
+        self.input.reserve(len + PADDING - self.input.len());
         let deadline = Instant::now() + Duration::from_millis(worker.config().body_timeout_ms);
         while self.input.len() < len {
             match self
@@ -372,6 +378,18 @@ impl Connection {
         self.output = output;
         result.map(|_| ())
     }
+}
+
+/// Makes sure `buffer` has at least [`PADDING`] bytes after `end` (the
+/// converter's look-ahead), adding zeros where it holds fewer; bytes
+/// already there (a pipelined request) stay. Returns the length to
+/// truncate back to once the body is stored.
+fn pad(buffer: &mut Vec<u8>, end: usize) -> usize {
+    let filled = buffer.len();
+    if filled < end + PADDING {
+        buffer.resize(end + PADDING, 0);
+    }
+    filled
 }
 
 /// Ends an idle connection's wait for input, for shutdown.
