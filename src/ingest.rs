@@ -10,11 +10,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::admin::WorkerStats;
@@ -356,12 +353,13 @@ impl Worker {
         if log.submit(record, ticket).is_err() {
             return Err(Reject::WriterBehind);
         }
-        let outcome = loop {
-            log.try_combine();
-            if let Some(outcome) = ticket.outcome() {
-                break outcome;
-            }
-            YieldNow(false).await;
+        // Usually this task writes its record itself (flat combining);
+        // when another thread holds the writer flag, that thread writes it
+        // and wakes this task.
+        log.try_combine();
+        let outcome = match ticket.outcome() {
+            Some(outcome) => outcome,
+            None => ticket.completion().await,
         };
         match outcome {
             Outcome::Written => {}
@@ -434,20 +432,4 @@ async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Resu
 async fn flush(file: &std::fs::File) -> std::io::Result<()> {
     let file = monoio::fs::File::from_std(file.try_clone()?)?;
     file.sync_data().await
-}
-
-/// Gives the other tasks of this worker a turn.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        context.waker().wake_by_ref();
-        Poll::Pending
-    }
 }

@@ -10,15 +10,24 @@
 //! itself. One writer at a time means a segment is always a run of complete
 //! records followed by at most one torn record, which recovery drops.
 //!
+//! A producer whose record another thread is writing waits on its ticket
+//! (the writer wakes it) instead of polling. For that, whoever releases the
+//! writer flag looks at the ring once more and drains it if a record
+//! arrived meanwhile: a producer that pushed and then found the flag taken
+//! relies on it.
+//!
 //! A ticket completes once the record's bytes are in the shared mapping,
 //! which already survives `kill -9`. For `durability = "disk"`, records are
 //! also numbered by log position ([`Ticket::end_position`]) and a group
 //! commit ([`StreamLog::flush_targets`]) makes a prefix of positions durable.
 
 use std::fs::File;
+use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use crossbeam_queue::{ArrayQueue, SegQueue};
 
@@ -77,6 +86,9 @@ pub struct Ticket {
     /// Zero while pending; else the outcome code in the low 8 bits and the
     /// record's end log position above them.
     state: AtomicU64,
+    /// The producer's task while it waits for another thread to write its
+    /// record.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl Ticket {
@@ -87,6 +99,16 @@ impl Ticket {
     fn complete(&self, outcome: Outcome, end_position: u64) {
         self.state
             .store(end_position << 8 | outcome.code(), Ordering::Release);
+        let waker = self.waker.lock().expect("a waker slot is never poisoned").take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Resolves once the record was handled; for a producer whose record
+    /// another thread is writing.
+    pub fn completion(&self) -> Completion<'_> {
+        Completion(self)
     }
 
     /// The outcome, once the record was handled.
@@ -97,6 +119,33 @@ impl Ticket {
     /// The log position just past the record; meaningful once written.
     pub fn end_position(&self) -> u64 {
         self.state.load(Ordering::Acquire) >> 8
+    }
+}
+
+/// See [`Ticket::completion`].
+pub struct Completion<'a>(&'a Ticket);
+
+impl Future for Completion<'_> {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Outcome> {
+        let ticket = self.0;
+        if let Some(outcome) = ticket.outcome() {
+            return Poll::Ready(outcome);
+        }
+        {
+            let mut slot = ticket.waker.lock().expect("a waker slot is never poisoned");
+            match &mut *slot {
+                Some(waker) if waker.will_wake(context.waker()) => {}
+                slot => *slot = Some(context.waker().clone()),
+            }
+        }
+        // Looked at again after the waker is in place: a completion in
+        // between has either seen the waker or is seen here.
+        match ticket.outcome() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => Poll::Pending,
+        }
     }
 }
 
@@ -210,15 +259,37 @@ impl StreamLog {
     }
 
     /// Drains the ring into the segment if no other thread is doing so.
+    /// When another thread is, that thread drains what this one pushed.
     pub fn try_combine(&self) {
-        let Ok(mut state) = self.writer.try_lock() else {
-            return;
-        };
-        let now_ms = self.settings.clock.now_ms();
-        while let Some(entry) = self.ring.pop() {
-            let outcome = self.write(&mut state, &entry.record, now_ms);
-            self.written_position.store(state.position, Ordering::Release);
-            entry.ticket.complete(outcome, state.position);
+        loop {
+            // Pairs with the fence below (and in `release`): either this
+            // thread sees the flag free, or the holder sees this thread's
+            // record in the ring after giving the flag back.
+            fence(Ordering::SeqCst);
+            let Ok(mut state) = self.writer.try_lock() else {
+                return;
+            };
+            let now_ms = self.settings.clock.now_ms();
+            while let Some(entry) = self.ring.pop() {
+                let outcome = self.write(&mut state, &entry.record, now_ms);
+                self.written_position.store(state.position, Ordering::Release);
+                entry.ticket.complete(outcome, state.position);
+            }
+            drop(state);
+            fence(Ordering::SeqCst);
+            if self.ring.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Gives the writer flag back, then drains the records that producers
+    /// pushed while it was held (they found the flag taken and wait).
+    fn release(&self, state: MutexGuard<'_, WriterState>) {
+        drop(state);
+        fence(Ordering::SeqCst);
+        if !self.ring.is_empty() {
+            self.try_combine();
         }
     }
 
@@ -320,6 +391,7 @@ impl StreamLog {
         if due {
             self.retire(&mut state);
         }
+        self.release(state);
     }
 
     /// Stops taking records and retires the open segment. Records still in
@@ -334,6 +406,7 @@ impl StreamLog {
         }
         self.closed.store(true, Ordering::Release);
         self.retire(&mut state);
+        self.release(state);
     }
 
     /// True once the records up to `position` are on stable storage.
@@ -361,6 +434,7 @@ impl StreamLog {
         let mut files = std::mem::take(&mut *self.unsynced.lock().expect("unsynced list is never poisoned"));
         if let Ok(state) = self.writer.try_lock() {
             files.extend(state.current.as_ref().map(|segment| Arc::clone(segment.file())));
+            self.release(state);
         } else {
             // The writer is busy: flush next time; the target stays valid
             // because the open segment's file is needed, so give up now.
@@ -523,6 +597,61 @@ mod tests {
         lines
     }
 
+    /// Wakes the thread that waits on a ticket.
+    struct Unpark(std::thread::Thread);
+
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// Blocks until `ticket` completes, failing if this thread is not
+    /// woken for it within ten seconds (a lost wake-up or a record left
+    /// in the ring).
+    fn wait(ticket: &Ticket) -> Outcome {
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut context = Context::from_waker(&waker);
+        let mut completion = ticket.completion();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Poll::Ready(outcome) = Pin::new(&mut completion).poll(&mut context) {
+                return outcome;
+            }
+            let now = std::time::Instant::now();
+            assert!(now < deadline, "a waiting producer was not woken");
+            std::thread::park_timeout(deadline - now);
+        }
+    }
+
+    #[test]
+    fn a_producer_that_finds_the_writer_busy_is_written_and_woken_by_it() {
+        let (data_dir, logs) = logs("handoff", 1 << 20);
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let held = log.writer.lock().expect("writer");
+        let producer = {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                let ticket = Arc::new(Ticket::default());
+                log.submit(b"{\"n\":1}\n".to_vec(), &ticket)
+                    .expect("ring has room");
+                log.try_combine();
+                assert_eq!(ticket.outcome(), None, "the writer flag is held elsewhere");
+                wait(&ticket)
+            })
+        };
+        while log.ring.is_empty() {
+            std::thread::yield_now();
+        }
+        // Give the producer time to find the flag taken and go to sleep.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        log.release(held);
+        assert_eq!(producer.join().expect("producer"), Outcome::Written);
+        logs.close_where(|_| true);
+        assert_eq!(seal_and_read(&logs), vec!["{\"n\":1}".to_owned()]);
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
     #[test]
     fn concurrent_producers_each_get_their_record_written_once() {
         let (data_dir, logs) = logs("concurrent", 1 << 20);
@@ -536,14 +665,10 @@ mod tests {
                     for n in 0..2000 {
                         let record = format!("{{\"t\":{thread},\"n\":{n}}}\n").into_bytes();
                         log.submit(record, &ticket).expect("ring has room");
-                        let outcome = loop {
-                            log.try_combine();
-                            if let Some(outcome) = ticket.outcome() {
-                                break outcome;
-                            }
-                            std::hint::spin_loop();
-                        };
-                        assert_eq!(outcome, Outcome::Written);
+                        // As the server does: write it, or be woken by
+                        // the thread that does.
+                        log.try_combine();
+                        assert_eq!(wait(&ticket), Outcome::Written);
                     }
                 })
             })
