@@ -195,13 +195,13 @@ fn not_ready(out: &mut Vec<u8>, message: &str) {
 }
 
 /// One metric with a sample per stream, labelled by tenant and stream.
-fn per_stream(
+fn per_stream<T: std::fmt::Display>(
     out: &mut String,
     state: &AdminState,
     name: &str,
     help: &str,
     kind: &str,
-    value: impl Fn(&crate::ring::StreamLog) -> u64,
+    value: impl Fn(&crate::ring::StreamLog) -> T,
 ) {
     use std::fmt::Write as _;
     let _ = writeln!(out, "# HELP {name} {help}");
@@ -323,6 +323,22 @@ fn render_metrics(state: &AdminState) -> String {
         "Bytes in a stream's open segment.",
         "gauge",
         |log| log.open_bytes.load(Ordering::Relaxed),
+    );
+    per_stream(
+        &mut out,
+        state,
+        "sluice_stream_flushes_total",
+        "Group commits (fdatasync of a stream's segments) run with durability = \"disk\".",
+        "counter",
+        |log| log.flushes.load(Ordering::Relaxed),
+    );
+    per_stream(
+        &mut out,
+        state,
+        "sluice_stream_flush_seconds_total",
+        "Time those group commits took.",
+        "counter",
+        |log| log.flush_nanos.load(Ordering::Relaxed) as f64 / 1e9,
     );
     out.push_str("# HELP sluice_sealed_bytes_total Bytes of segments sealed since start.\n");
     out.push_str("# TYPE sluice_sealed_bytes_total counter\n");

@@ -389,10 +389,11 @@ fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> 
 }
 
 /// Waits until the records up to `position` are on stable storage, running
-/// the group commit itself when no other request is.
+/// the group commit itself when no other request is. A request that finds
+/// a flush under way sleeps until it ends; then one of the waiters whose
+/// records it did not cover starts the next, so flushes follow each other
+/// while records keep coming.
 async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Result<(), Reject> {
-    /// How long a request waits between looks at another request's flush.
-    const FLUSH_POLL: Duration = Duration::from_micros(200);
     loop {
         if log.is_durable(position) {
             return Ok(());
@@ -403,13 +404,15 @@ async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Resu
         if log.is_closed() {
             return Err(Reject::ShuttingDown);
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return Err(Reject::StoreTimeout);
         }
         let Some((target, files)) = log.flush_targets() else {
-            monoio::time::sleep(FLUSH_POLL).await;
+            let _ = monoio::time::timeout(deadline - now, log.flush_ended()).await;
             continue;
         };
+        let started = Instant::now();
         let mut result = Ok(());
         for file in &files {
             result = flush(file).await;
@@ -417,6 +420,7 @@ async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Resu
                 break;
             }
         }
+        log.count_flush(started.elapsed());
         if let Err(error) = log.flush_done(target, result, files) {
             telemetry::FLUSH_FAILED.emit(&[
                 ("stream", log.stream_id.as_str().into()),

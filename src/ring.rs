@@ -149,6 +149,28 @@ impl Future for Completion<'_> {
     }
 }
 
+/// See [`StreamLog::flush_ended`].
+pub struct FlushEnded<'a>(&'a StreamLog);
+
+impl Future for FlushEnded<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        let log = self.0;
+        let ended = || !log.flushing.load(Ordering::Acquire);
+        if ended() {
+            return Poll::Ready(());
+        }
+        log.flush_waiters
+            .lock()
+            .expect("waiters are never poisoned")
+            .push(context.waker().clone());
+        // Looked at again with the waker in place: a flush that ended in
+        // between has either taken the waker or is seen here.
+        if ended() { Poll::Ready(()) } else { Poll::Pending }
+    }
+}
+
 /// A record waiting in the ring.
 struct Entry {
     record: Vec<u8>,
@@ -175,6 +197,16 @@ struct WriterState {
     nonce: u32,
 }
 
+/// The files a group commit must flush. One lock covers both, so a
+/// segment moving from open to retired is always in one of them.
+#[derive(Default)]
+struct Unsynced {
+    /// The open segment's file.
+    open: Option<Arc<File>>,
+    /// Retired segments not yet flushed.
+    retired: Vec<Arc<File>>,
+}
+
 /// One stream's ring and open segment.
 pub struct StreamLog {
     pub tenant: String,
@@ -196,13 +228,18 @@ pub struct StreamLog {
     /// True while one producer runs a group commit.
     flushing: AtomicBool,
     /// Files holding records not yet known to be durable (disk mode only).
-    unsynced: Mutex<Vec<Arc<File>>>,
+    unsynced: Mutex<Unsynced>,
+    /// Producers waiting for the running group commit to end.
+    flush_waiters: Mutex<Vec<Waker>>,
     /// Records written to this stream's segments since start.
     pub records_written: AtomicU64,
     /// Bytes of those records.
     pub bytes_written: AtomicU64,
     /// Bytes in the open segment, for `/metrics`.
     pub open_bytes: AtomicU64,
+    /// Group commits run (disk mode), and the nanoseconds they took.
+    pub flushes: AtomicU64,
+    pub flush_nanos: AtomicU64,
     /// Responses to requests that reached this stream, for `/metrics`.
     pub responses: crate::telemetry::StatusCounts,
 }
@@ -232,10 +269,13 @@ impl StreamLog {
             written_position: AtomicU64::new(0),
             durable_position: AtomicU64::new(0),
             flushing: AtomicBool::new(false),
-            unsynced: Mutex::new(Vec::new()),
+            unsynced: Mutex::new(Unsynced::default()),
+            flush_waiters: Mutex::new(Vec::new()),
             records_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             open_bytes: AtomicU64::new(0),
+            flushes: AtomicU64::new(0),
+            flush_nanos: AtomicU64::new(0),
             responses: crate::telemetry::StatusCounts::default(),
         }
     }
@@ -307,7 +347,12 @@ impl StreamLog {
         for attempt in 0..2 {
             if state.current.is_none() {
                 match self.create_segment(state, hour, now_ms) {
-                    Ok(segment) => state.current = Some(segment),
+                    Ok(segment) => {
+                        if self.settings.sync_to_disk {
+                            self.unsynced().open = Some(Arc::clone(segment.file()));
+                        }
+                        state.current = Some(segment);
+                    }
                     Err(error) if error.raw_os_error() == Some(libc::ENOSPC) => {
                         return Outcome::NoSpace;
                     }
@@ -371,10 +416,9 @@ impl StreamLog {
         if let Some(segment) = state.current.take() {
             self.open_bytes.store(0, Ordering::Relaxed);
             if self.settings.sync_to_disk {
-                self.unsynced
-                    .lock()
-                    .expect("unsynced list is never poisoned")
-                    .push(Arc::clone(segment.file()));
+                let mut unsynced = self.unsynced();
+                unsynced.open = None;
+                unsynced.retired.push(Arc::clone(segment.file()));
             }
             self.seal_queue.push(segment.finish());
         }
@@ -414,9 +458,13 @@ impl StreamLog {
         self.durable_position.load(Ordering::Acquire) >= position
     }
 
+    fn unsynced(&self) -> MutexGuard<'_, Unsynced> {
+        self.unsynced.lock().expect("the unsynced list is never poisoned")
+    }
+
     /// Starts a group commit if none is running: returns the position it
     /// will make durable and the files to flush, or `None` when another
-    /// producer's flush is under way.
+    /// producer's flush is under way (or the stream failed).
     pub fn flush_targets(&self) -> Option<(u64, Vec<Arc<File>>)> {
         if self.failed.load(Ordering::Acquire) {
             return None;
@@ -429,26 +477,16 @@ impl StreamLog {
             return None;
         }
         // Read the target first: every byte below it is then in the open
-        // segment or in a retired one listed in `unsynced`.
+        // segment or in a retired one not yet flushed.
         let target = self.written_position.load(Ordering::Acquire);
-        let mut files = std::mem::take(&mut *self.unsynced.lock().expect("unsynced list is never poisoned"));
-        if let Ok(state) = self.writer.try_lock() {
-            files.extend(state.current.as_ref().map(|segment| Arc::clone(segment.file())));
-            self.release(state);
-        } else {
-            // The writer is busy: flush next time; the target stays valid
-            // because the open segment's file is needed, so give up now.
-            self.unsynced
-                .lock()
-                .expect("unsynced list is never poisoned")
-                .extend(files);
-            self.flushing.store(false, Ordering::Release);
-            return None;
-        }
+        let mut unsynced = self.unsynced();
+        let mut files = std::mem::take(&mut unsynced.retired);
+        files.extend(unsynced.open.clone());
         Some((target, files))
     }
 
-    /// Ends a group commit started by [`StreamLog::flush_targets`].
+    /// Ends a group commit started by [`StreamLog::flush_targets`] and
+    /// wakes the producers waiting for it.
     pub fn flush_done(
         &self,
         target: u64,
@@ -472,15 +510,30 @@ impl StreamLog {
                 // failed instead; its records are never acknowledged.
                 self.failed.store(true, Ordering::Release);
                 self.closed.store(true, Ordering::Release);
-                self.unsynced
-                    .lock()
-                    .expect("unsynced list is never poisoned")
-                    .extend(files);
+                self.unsynced().retired.extend(files);
                 Err(error)
             }
         };
         self.flushing.store(false, Ordering::Release);
+        let waiters = std::mem::take(&mut *self.flush_waiters.lock().expect("waiters are never poisoned"));
+        for waiter in waiters {
+            waiter.wake();
+        }
         outcome
+    }
+
+    /// Counts one group commit that took `took`, for `/metrics`.
+    pub fn count_flush(&self, took: std::time::Duration) {
+        self.flushes.fetch_add(1, Ordering::Relaxed);
+        self.flush_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Resolves when no group commit is running: the one under way ended
+    /// (or there was none). For a producer whose record awaits a flush
+    /// that another producer runs.
+    pub fn flush_ended(&self) -> FlushEnded<'_> {
+        FlushEnded(self)
     }
 
     /// True once a flush of this stream failed.
