@@ -6,15 +6,18 @@
 //! after itself even when it fails (mounts and limits are undone by guards).
 //! A test that needs something the environment cannot give (root, a tmpfs
 //! mount, enough descriptors) prints `SKIPPED <test>: <why>` to stderr and
-//! returns; it never passes silently without saying so.
+//! returns; it never passes silently without saying so. The fsync fault
+//! test is the exception: without FUSE it fails, saying what is missing.
 //!
-//! An fsync error cannot be injected into the running binary here: that
-//! needs a block device that fails on demand (device-mapper's `flakey`
-//! target, or a FUSE file system), and this environment has neither
-//! (`/dev/mapper/control` is absent). The documented behaviour after a
-//! failed flush is instead pinned at the boundary where the flush result
-//! enters the store, `sluice::ring::StreamLog::flush_done`, by
-//! `a_failed_flush_is_never_acknowledged`.
+//! An fsync error is injected into the running binary with FUSE:
+//! `tests/fuse/failfs.py` mirrors a backing directory and fails every fsync
+//! with EIO while a trigger file exists (`.ci/run` installs its fusepy and
+//! libfuse 2, Debian's `python3-fusepy`). The server's data directory is
+//! the mount; the stored files are read from the backing directory. The
+//! boundary where a flush result enters the store,
+//! `sluice::ring::StreamLog::flush_done`, is also pinned directly by
+//! `a_failed_flush_is_never_acknowledged` and its race by
+//! `a_flush_after_a_failed_one_confirms_nothing`.
 
 mod common;
 
@@ -824,4 +827,425 @@ fn a_flush_after_a_failed_one_confirms_nothing() {
         !log.is_durable(end),
         "a record whose flush failed is never acknowledged, even after a later flush succeeds"
     );
+}
+
+/// The Python that runs `tests/fuse/failfs.py`: Debian's, for which
+/// `.ci/run` installs `python3-fusepy` (and with it libfuse2). Named by path
+/// so that another Python earlier in `PATH` (pyenv) is never picked.
+const FAILFS_PYTHON: &str = "/usr/bin/python3";
+
+/// The FUSE passthrough file system whose fsync fails on demand.
+const FAILFS_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fuse/failfs.py");
+
+/// How long failfs may take to mount.
+const FAILFS_MOUNT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The whole fsync fault test must finish within this.
+const FSYNC_TEST_BUDGET: Duration = Duration::from_secs(60);
+
+/// Records acknowledged on the failing stream before the fault.
+const FSYNC_RECORDS_BEFORE: usize = 20;
+
+/// Records sent to the failed stream after the fault is gone.
+const FSYNC_RECORDS_AFTER: usize = 5;
+
+/// A failfs mount (tests/fuse/failfs.py over a backing directory), run in
+/// the foreground as a child. Dropping it, also when the test fails,
+/// detaches the mount (`umount -l`) and ends the child.
+struct FailFs {
+    child: std::process::Child,
+    mountpoint: PathBuf,
+    trigger: PathBuf,
+    stderr: Arc<Mutex<Vec<String>>>,
+    /// Barrier files made so far.
+    barriers: usize,
+}
+
+impl FailFs {
+    /// Mounts `backing` at `mountpoint`; fsync fails while `trigger` exists.
+    /// Panics, saying what is missing, when FUSE cannot be had here: this
+    /// test must fail rather than skip, or a lost fault test would look
+    /// like a pass.
+    fn mount(backing: &Path, mountpoint: &Path, trigger: &Path) -> FailFs {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+
+        assert!(
+            Path::new("/dev/fuse").exists(),
+            "FUSE is unavailable: /dev/fuse is absent, so the fsync fault cannot be injected \
+             (load the fuse module, or give the container /dev/fuse)"
+        );
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "mounting failfs needs root (libfuse 2 then calls mount(2) itself)"
+        );
+        let check = Command::new(FAILFS_PYTHON)
+            .arg(FAILFS_SCRIPT)
+            .arg("--check")
+            .output()
+            .unwrap_or_else(|error| {
+                panic!("cannot run {FAILFS_PYTHON}: {error} (.ci/run installs python3-fusepy)")
+            });
+        assert!(
+            check.status.success(),
+            "{FAILFS_PYTHON} cannot load fusepy and libfuse 2 (apt-get install python3-fusepy, as .ci/run does): {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+
+        let mut child = Command::new(FAILFS_PYTHON)
+            .arg(FAILFS_SCRIPT)
+            .arg(backing)
+            .arg(mountpoint)
+            .arg(trigger)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn failfs");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (mounted_tx, mounted_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.trim() == "failfs: mounted" {
+                    let _ = mounted_tx.send(());
+                }
+            }
+        });
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    lines.lock().expect("failfs log").push(line);
+                }
+            });
+        }
+        let mut fs = FailFs {
+            child,
+            mountpoint: mountpoint.to_path_buf(),
+            trigger: trigger.to_path_buf(),
+            stderr: lines,
+            barriers: 0,
+        };
+        let deadline = Instant::now() + FAILFS_MOUNT_TIMEOUT;
+        loop {
+            if mounted_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                break;
+            }
+            if let Some(status) = fs.child.try_wait().expect("try_wait failfs") {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("failfs exited before mounting ({status}): {}", fs.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "failfs did not mount within {FAILFS_MOUNT_TIMEOUT:?}: {}",
+                fs.log_text()
+            );
+        }
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+        assert!(
+            mountinfo
+                .lines()
+                .any(|line| line.contains(" fuse.failfs ") && line.split(' ').nth(4) == mountpoint.to_str()),
+            "failfs is mounted at {}",
+            mountpoint.display()
+        );
+        fs
+    }
+
+    /// From now on every fsync and fdatasync on the mount fails with EIO.
+    fn arm(&self) {
+        std::fs::write(&self.trigger, b"").expect("create the trigger file");
+    }
+
+    /// From now on fsync works again.
+    fn disarm(&self) {
+        std::fs::remove_file(&self.trigger).expect("remove the trigger file");
+    }
+
+    /// Waits until failfs has logged every flush it did before this call:
+    /// fsyncs a fresh file on the mount and waits for that flush's line
+    /// (failfs logs each flush before it answers). Only while disarmed.
+    fn barrier(&mut self) {
+        self.barriers += 1;
+        let name = format!("failfs-barrier-{}", self.barriers);
+        let file = std::fs::File::create(self.mountpoint.join(&name)).expect("create a barrier file");
+        file.sync_all().expect("fsync a barrier file while disarmed");
+        let line = format!("failfs: ok fsync /{name}");
+        assert!(
+            eventually(Duration::from_secs(10), || self
+                .stderr
+                .lock()
+                .expect("failfs log")
+                .contains(&line)),
+            "failfs logs the barrier's flush: {}",
+            self.log_text()
+        );
+    }
+
+    /// Flushes failfs has logged (`ok` or `EIO`, of files and folders) whose
+    /// path contains `fragment`; call [`FailFs::barrier`] first.
+    fn flushes(&self, outcome: &str, fragment: &str) -> usize {
+        let prefix = format!("failfs: {outcome} ");
+        self.stderr
+            .lock()
+            .expect("failfs log")
+            .iter()
+            .filter(|line| line.starts_with(&prefix) && line.contains(fragment))
+            .count()
+    }
+
+    fn log_text(&self) -> String {
+        self.stderr.lock().expect("failfs log").join("\n")
+    }
+}
+
+impl Drop for FailFs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.trigger);
+        if let Ok(target) = CString::new(self.mountpoint.as_os_str().as_encoded_bytes()) {
+            // SAFETY: a valid NUL-terminated path; MNT_DETACH never blocks.
+            unsafe {
+                libc::umount2(target.as_ptr(), libc::MNT_DETACH);
+            }
+        }
+        // libfuse ends its loop on SIGTERM; SIGKILL if it does not.
+        signal(&self.child, libc::SIGTERM);
+        if wait_timeout(&mut self.child, Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The admin address from the server's `listening` log line.
+fn admin_addr(server: &Server) -> SocketAddr {
+    let logs = server.logs.lock().expect("logs");
+    logs.iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|value| value["event"] == "listening")
+        .and_then(|value| value["admin_addr"].as_str().and_then(|addr| addr.parse().ok()))
+        .expect("the listening line names the admin address")
+}
+
+/// The status of a GET on the admin listener.
+fn admin_status(addr: SocketAddr, path: &str) -> u16 {
+    let mut stream = TcpStream::connect(addr).expect("connect to the admin listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    read_response(&mut stream).expect("an admin answer").status
+}
+
+/// Sends one numbered record to `stream_id` on a new connection.
+fn send_to(server: &Server, s: &Setup, stream_id: &str, id: &str) -> Response {
+    server.send(&post(
+        stream_id,
+        &s.tenant,
+        &s.token,
+        "application/json",
+        &numbered_body(id, 100),
+    ))
+}
+
+/// A clock offset that puts the server at the middle of a UTC hour, so no
+/// segment is rotated while the test runs. A rotation during the fault would
+/// fsync a new segment's folder, and that failure gives the record a 500
+/// without failing the stream: the fault must hit the group-commit flush.
+fn mid_hour_offset_ms() -> i64 {
+    let hour_ms = HOUR_SECONDS * 1000;
+    let now_ms = Clock::system().now_ms();
+    let target = now_ms.div_euclid(hour_ms) * hour_ms + hour_ms / 2;
+    if target >= now_ms {
+        target - now_ms
+    } else {
+        target + hour_ms - now_ms
+    }
+}
+
+/// Starts `sluice serve` on `data` in `durability = "disk"` mode.
+fn start_disk_mode(data: &DataDir, offset_ms: i64) -> Server {
+    Server::start_with(
+        data,
+        &[],
+        &[
+            ("SLUICE_DURABILITY", "disk"),
+            ("SLUICE_CLOCK_OFFSET_MS", &offset_ms.to_string()),
+            // Only a graceful stop seals, so no seal's fsync meets the fault.
+            ("SLUICE_SEAL_AFTER_SECONDS", "3600"),
+        ],
+    )
+}
+
+/// An fsync error injected into the running binary (FUSE; see
+/// tests/fuse/failfs.py), in `durability = "disk"` mode. As README.md
+/// documents under "A failed flush": the record whose flush failed gets a
+/// 500 `storage-failed` and is never acknowledged, and later records to that
+/// stream get 500 until restart, even once fsync works again (no
+/// retry-then-ack). Other streams are not affected: each stream flushes its
+/// own segment files and fails alone. Every record that got a 202 is stored
+/// exactly once.
+#[test]
+fn an_fsync_error_in_disk_mode_fails_the_stream_until_restart_and_loses_no_acknowledged_record() {
+    let started = Instant::now();
+    let backing = DataDir::new("fsync-backing");
+    // The server's data directory is the mount point: everything sluice
+    // does on its data (control.db, the lock, segments) goes through FUSE.
+    let data = DataDir::new("fsync-mount");
+    let scratch = DataDir::new("fsync-trigger");
+    let mut fs = FailFs::mount(&backing.path, &data.path, &scratch.path.join("armed"));
+
+    let s = setup(&data, "acme");
+    let victim = s.json_stream.clone();
+    let bystander = data.ok(&[
+        "stream",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "bystander",
+        "--format",
+        "json",
+    ]);
+    let newcomer = data.ok(&[
+        "stream", "add", "--tenant", "acme", "--name", "newcomer", "--format", "json",
+    ]);
+    assert!(
+        backing.path.join("control.db").exists(),
+        "the control database lives on the backing directory, through the mount"
+    );
+    let offset_ms = mid_hour_offset_ms();
+    let server = start_disk_mode(&data, offset_ms);
+    let admin = admin_addr(&server);
+
+    // Before the fault: every record is acknowledged, on both streams.
+    let mut acked = Vec::new();
+    for n in 0..FSYNC_RECORDS_BEFORE {
+        let id = format!("before{n}");
+        let response = send_to(&server, &s, &victim, &id);
+        assert_eq!(response.status, 202, "{id} before the fault: {response:?}");
+        acked.push(id);
+    }
+    for n in 0..3 {
+        let id = format!("bystander-before{n}");
+        let response = send_to(&server, &s, &bystander, &id);
+        assert_eq!(response.status, 202, "{id} before the fault: {response:?}");
+        acked.push(id);
+    }
+    // Disk mode flushes through the mount: each new segment's folders, and
+    // the segment itself before each 202.
+    fs.barrier();
+    assert!(
+        fs.flushes("ok", &format!("{victim}/")) > 0 && fs.flushes("ok", &format!("{bystander}/")) > 0,
+        "the acknowledged records were flushed through failfs: {}",
+        fs.log_text()
+    );
+    assert_eq!(fs.flushes("EIO", ""), 0, "no flush failed before the trigger");
+
+    // The fault: the record's group-commit fdatasync fails with EIO.
+    fs.arm();
+    let response = send_to(&server, &s, &victim, "during");
+    fs.disarm();
+    assert_eq!(
+        response.status, 500,
+        "a record whose flush failed is not acknowledged: {response:?}"
+    );
+    assert_eq!(response.error_kind(), "storage-failed");
+    fs.barrier();
+    let failed = fs.flushes("EIO", "");
+    assert!(
+        failed >= 1 && failed == fs.flushes("EIO fdatasync", &format!("{victim}/")),
+        "the 500 came from the segment's fdatasync, failed by failfs: {}",
+        fs.log_text()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || server.log_text().lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|value| value["event"] == "flush-failed" && value["stream"] == victim.as_str())
+        })),
+        "the server logs flush-failed for the stream"
+    );
+    let victim_flushes = fs.flushes("ok", &format!("{victim}/"));
+
+    // fsync works again, but the stream stays failed until restart: it is
+    // not flushed again and nothing of it is acknowledged (no
+    // retry-then-ack; README.md, "A failed flush").
+    let mut refused_after = Vec::new();
+    for n in 0..FSYNC_RECORDS_AFTER {
+        let id = format!("after{n}");
+        let response = send_to(&server, &s, &victim, &id);
+        assert_eq!(
+            response.status, 500,
+            "{id}: the failed stream refuses records until restart: {response:?}"
+        );
+        assert_eq!(response.error_kind(), "storage-failed");
+        refused_after.push(id);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fs.barrier();
+    assert_eq!(
+        fs.flushes("ok", &format!("{victim}/")),
+        victim_flushes,
+        "a failed stream is never flushed again while the server runs: {}",
+        fs.log_text()
+    );
+
+    // The server is up, and the failure is the stream's alone: a stream
+    // with its own open segment (which saw no flush during the fault), and a
+    // stream first written after it, are acknowledged.
+    assert_eq!(admin_status(admin, "/healthz"), 200, "the server is healthy");
+    for n in 0..3 {
+        let id = format!("bystander-after{n}");
+        let response = send_to(&server, &s, &bystander, &id);
+        assert_eq!(
+            response.status, 202,
+            "{id}: another stream is unaffected: {response:?}"
+        );
+        acked.push(id);
+    }
+    let response = send_to(&server, &s, &newcomer, "newcomer");
+    assert_eq!(
+        response.status, 202,
+        "a stream first used after the fault: {response:?}"
+    );
+    acked.push("newcomer".to_owned());
+
+    // Graceful stop seals every segment (fsync works again); read the
+    // stored files from the backing directory, not through the mount.
+    let status = server.stop();
+    assert!(status.success(), "the server exits cleanly: {status:?}");
+    let seen = assert_exactly_once(&backing, &acked);
+    let stored_refused: Vec<_> = refused_after.iter().filter(|id| seen.contains_key(*id)).collect();
+    assert!(
+        stored_refused.is_empty(),
+        "records refused after the failure are never written: {stored_refused:?}"
+    );
+    eprintln!(
+        "fsync fault: {} acknowledged records stored once; the record whose flush failed is {}stored (a 500 promises nothing either way)",
+        acked.len(),
+        if seen.contains_key("during") { "" } else { "not " }
+    );
+
+    // After a restart the stream takes records again.
+    let server = start_disk_mode(&data, offset_ms);
+    let response = send_to(&server, &s, &victim, "restarted");
+    assert_eq!(
+        response.status, 202,
+        "after a restart the stream works: {response:?}"
+    );
+    acked.push("restarted".to_owned());
+    let status = server.stop();
+    assert!(status.success(), "the server exits cleanly: {status:?}");
+    assert_exactly_once(&backing, &acked);
+
+    drop(fs);
+    let elapsed = started.elapsed();
+    eprintln!("fsync fault test took {elapsed:?}");
+    assert!(elapsed < FSYNC_TEST_BUDGET, "took {elapsed:?}");
 }
