@@ -401,11 +401,26 @@ impl StreamLog {
         if self.settings.sync_to_disk {
             // The new name must survive a power loss before any record in it
             // is acknowledged; so must new date and hour folders.
-            writer::sync_dir(&dir)?;
-            if fresh_dir {
+            let synced = writer::sync_dir(&dir).and_then(|()| {
+                if !fresh_dir {
+                    return Ok(());
+                }
                 let date_dir = dir.parent().expect("hour folders have a date folder");
                 writer::sync_dir(date_dir)?;
-                writer::sync_dir(date_dir.parent().expect("date folders have a stream folder"))?;
+                writer::sync_dir(date_dir.parent().expect("date folders have a stream folder"))
+            });
+            if let Err(error) = synced {
+                // A failed folder flush is a failed flush like any other:
+                // the stream takes no more records until restart. The
+                // empty segment goes to the sealer, which removes it.
+                self.failed.store(true, Ordering::Release);
+                self.closed.store(true, Ordering::Release);
+                self.seal_queue.push(segment.finish());
+                crate::telemetry::FLUSH_FAILED.emit(&[
+                    ("stream", self.stream_id.as_str().into()),
+                    ("error", error.to_string().as_str().into()),
+                ]);
+                return Err(error);
             }
         }
         Ok(segment)

@@ -1249,3 +1249,65 @@ fn an_fsync_error_in_disk_mode_fails_the_stream_until_restart_and_loses_no_ackno
     eprintln!("fsync fault test took {elapsed:?}");
     assert!(elapsed < FSYNC_TEST_BUDGET, "took {elapsed:?}");
 }
+
+/// A folder flush that fails while a stream's first segment is created (in
+/// `disk` mode the new name and its folders are flushed before any record
+/// in it is acknowledged) is a failed flush like any other: the record gets
+/// 500, the stream refuses records until restart, the empty segment is not
+/// left behind, and other streams go on.
+#[test]
+fn a_failed_folder_flush_at_segment_creation_fails_the_stream_and_leaves_no_file() {
+    let backing = DataDir::new("dirsync-backing");
+    let data = DataDir::new("dirsync-mount");
+    let scratch = DataDir::new("dirsync-trigger");
+    let mut fs = FailFs::mount(&backing.path, &data.path, &scratch.path.join("armed"));
+    let s = setup(&data, "acme");
+    let victim = s.json_stream.clone();
+    let bystander = data.ok(&[
+        "stream",
+        "add",
+        "--tenant",
+        "acme",
+        "--name",
+        "bystander",
+        "--format",
+        "json",
+    ]);
+    let server = start_disk_mode(&data, mid_hour_offset_ms());
+    let mut acked = Vec::new();
+    let response = send_to(&server, &s, &bystander, "bystander-before");
+    assert_eq!(response.status, 202, "{response:?}");
+    acked.push("bystander-before".to_owned());
+
+    // The victim's first record creates its first segment, whose folders
+    // cannot be flushed.
+    fs.arm();
+    let response = send_to(&server, &s, &victim, "during");
+    fs.disarm();
+    assert_eq!(response.status, 500, "{response:?}");
+    assert_eq!(response.error_kind(), "storage-failed");
+    fs.barrier();
+    assert!(
+        fs.flushes("EIO fsyncdir", &victim) >= 1 && fs.flushes("EIO fdatasync", "") == 0,
+        "the 500 came from a folder flush: {}",
+        fs.log_text()
+    );
+    for n in 0..3 {
+        let response = send_to(&server, &s, &victim, &format!("after{n}"));
+        assert_eq!(response.status, 500, "the stream stays failed: {response:?}");
+    }
+    let response = send_to(&server, &s, &bystander, "bystander-after");
+    assert_eq!(response.status, 202, "another stream goes on: {response:?}");
+    acked.push("bystander-after".to_owned());
+
+    let status = server.stop();
+    assert!(status.success(), "the server exits cleanly: {status:?}");
+    // No `.open` file is left (the empty segment was removed), and no
+    // record of the failed stream was stored.
+    let seen = assert_exactly_once(&backing, &acked);
+    assert!(
+        !seen.keys().any(|id| id == "during" || id.starts_with("after")),
+        "nothing of the failed stream was stored: {seen:?}"
+    );
+    drop(fs);
+}
