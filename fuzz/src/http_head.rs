@@ -15,7 +15,7 @@
 
 use sluice::http::body::{ChunkError, ChunkedDecoder};
 use sluice::http::request::{BodyFraming, HeadError, HeadStatus, parse_head};
-use sluice::limits::{HEADER_SECTION_BYTES_MAX, HEADERS_COUNT_MAX};
+use sluice::limits::HEADER_SECTION_BYTES_MAX;
 
 use super::Input;
 
@@ -110,7 +110,7 @@ fn assert_same_head(
 /// in turn: the first answer that is not `Partial`, else `Partial`.
 fn parse_growing<'b>(wire: &'b [u8], ends: &[usize]) -> Result<HeadStatus<'b>, HeadError> {
     for &end in ends {
-        let mut headers = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
+        let mut headers = sluice::http::request::header_slots();
         match parse_head(&wire[..end], &mut headers) {
             Ok(HeadStatus::Partial) => {}
             answer => return answer,

@@ -29,7 +29,6 @@ use super::request::{self, BodyFraming, Expect, HeadStatus};
 use super::response::{self, ErrorExtra};
 use crate::convert::json::PADDING;
 use crate::ingest::{Admitted, Reject, Worker};
-use crate::limits::HEADERS_COUNT_MAX;
 use crate::ring::Ticket;
 
 /// How many bytes a read asks for at least. Bodies larger than this are
@@ -158,7 +157,7 @@ impl Connection {
         let mut deadline = None;
         loop {
             if !self.input.is_empty() {
-                let mut headers = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
+                let mut headers = request::header_slots();
                 match request::parse_head(&self.input, &mut headers) {
                     Ok(HeadStatus::Complete { head, head_len }) => {
                         return Ok(Some(Head {

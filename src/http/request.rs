@@ -27,6 +27,8 @@
 //! The method is not judged here: the router turns a non-POST method into a
 //! 405 on stream paths and a 404 elsewhere.
 
+use std::mem::MaybeUninit;
+
 use crate::limits::{HEADER_SECTION_BYTES_MAX, HEADERS_COUNT_MAX, REQUEST_LINE_BYTES_MAX};
 
 /// The only path prefix that names a stream (SPEC §1). The stream id is the
@@ -225,13 +227,10 @@ impl HeadError {
 /// Call it again with the grown buffer after every read while it answers
 /// [`HeadStatus::Partial`]; the limits are checked on partial input too, so
 /// a client cannot make the caller buffer more than the limits allow.
-pub fn parse_head<'b>(
-    buf: &'b [u8],
-    headers: &mut [httparse::Header<'b>; HEADERS_COUNT_MAX],
-) -> Result<HeadStatus<'b>, HeadError> {
+pub fn parse_head<'b>(buf: &'b [u8], headers: &mut HeaderSlots<'b>) -> Result<HeadStatus<'b>, HeadError> {
     check_request_line_length(buf)?;
-    let mut request = httparse::Request::new(headers);
-    let head_len = match request.parse(buf) {
+    let mut request = httparse::Request::new(&mut []);
+    let head_len = match request.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Partial) if buf.len() > HEADER_SECTION_BYTES_MAX => {
             return Err(HeadError::HeaderSectionTooLarge);
         }
@@ -246,6 +245,15 @@ pub fn parse_head<'b>(
     check_line_endings(&buf[..head_len])?;
     let head = interpret(&request)?;
     Ok(HeadStatus::Complete { head, head_len })
+}
+
+/// Room for the header fields of one head, filled by [`parse_head`]; left
+/// uninitialised until then, so each parse does not first clear 2 KiB.
+pub type HeaderSlots<'b> = [MaybeUninit<httparse::Header<'b>>; HEADERS_COUNT_MAX];
+
+/// Empty [`HeaderSlots`].
+pub fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; HEADERS_COUNT_MAX]
 }
 
 /// Refuses a request line that is already known to be over the limit.
@@ -263,7 +271,7 @@ fn check_request_line_length(buf: &[u8]) -> Result<(), HeadError> {
     // A line of the longest allowed length plus CRLF fits in this window, so
     // a line with no LF inside it is certainly too long.
     let window = &rest[..rest.len().min(REQUEST_LINE_BYTES_MAX + 2)];
-    let line = match window.iter().position(|&byte| byte == b'\n') {
+    let line = match memchr::memchr(b'\n', window) {
         Some(lf) => &window[..lf],
         None => window,
     };
@@ -281,20 +289,20 @@ fn check_request_line_length(buf: &[u8]) -> Result<(), HeadError> {
 /// still be on the way.
 fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
     let mut index = 0;
-    while index < head.len() {
-        match head[index] {
-            b'\r' => match head.get(index + 1) {
-                Some(b'\n') => {
-                    if matches!(head.get(index + 2), Some(b' ' | b'\t')) {
-                        return Err(HeadError::ObsoleteLineFolding);
-                    }
-                    index += 2;
+    while let Some(found) = memchr::memchr2(b'\r', b'\n', &head[index..]) {
+        index += found;
+        if head[index] == b'\n' {
+            return Err(HeadError::BareLineEnding);
+        }
+        match head.get(index + 1) {
+            Some(b'\n') => {
+                if matches!(head.get(index + 2), Some(b' ' | b'\t')) {
+                    return Err(HeadError::ObsoleteLineFolding);
                 }
-                Some(_) => return Err(HeadError::BareLineEnding),
-                None => index += 1,
-            },
-            b'\n' => return Err(HeadError::BareLineEnding),
-            _ => index += 1,
+                index += 2;
+            }
+            Some(_) => return Err(HeadError::BareLineEnding),
+            None => return Ok(()),
         }
     }
     Ok(())
@@ -528,7 +536,7 @@ mod tests {
     use super::*;
 
     fn parse(buf: &[u8]) -> Result<HeadStatus<'_>, HeadError> {
-        let mut headers = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
+        let mut headers = header_slots();
         parse_head(buf, &mut headers)
     }
 
