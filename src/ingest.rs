@@ -9,7 +9,6 @@
 //! is parsed and [`Worker::store`] once the body is read.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::admin::WorkerStats;
 use crate::auth::{AuthError, TokenCache};
 use crate::config::{Config, Durability};
-use crate::control::snapshot::{PayloadFormat, Published, Snapshot, SnapshotCell};
+use crate::control::snapshot::{FastMap, PayloadFormat, Published, Snapshot, SnapshotCell};
 use crate::convert::ConvertError;
 use crate::convert::json::JsonConverter;
 use crate::convert::xml::XmlConverter;
@@ -163,12 +162,12 @@ pub struct Worker {
     logs: Arc<StreamLogs>,
     /// The logs this worker has used, by stream id (ids are unique across
     /// tenants; the log's tenant is checked on every lookup).
-    local_logs: RefCell<HashMap<String, Arc<StreamLog>>>,
+    local_logs: RefCell<FastMap<String, Arc<StreamLog>>>,
     /// Tokens this worker verified under the current snapshot.
     tokens: RefCell<TokenCache>,
     json: RefCell<JsonConverter>,
     xml: RefCell<XmlConverter>,
-    buckets: RefCell<HashMap<String, Bucket>>,
+    buckets: RefCell<FastMap<String, Bucket>>,
     pub shutting_down: Arc<AtomicBool>,
     /// Open connections on this worker.
     pub connections: Cell<usize>,
@@ -195,11 +194,11 @@ impl Worker {
             snapshot_cell,
             snapshot: RefCell::new(snapshot),
             logs,
-            local_logs: RefCell::new(HashMap::new()),
+            local_logs: RefCell::new(FastMap::default()),
             tokens: RefCell::new(TokenCache::default()),
             json: RefCell::new(JsonConverter::new()),
             xml: RefCell::new(XmlConverter::new()),
-            buckets: RefCell::new(HashMap::new()),
+            buckets: RefCell::new(FastMap::default()),
             shutting_down,
             connections: Cell::new(0),
             stats,

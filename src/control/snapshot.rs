@@ -6,6 +6,11 @@
 //! no lock and allocates nothing.
 
 use std::collections::HashMap;
+
+/// A map looked up on every request. foldhash instead of the standard
+/// SipHash: the keys are names the operator created (a client only picks
+/// which one to look up), so flooding them with collisions is not possible.
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -62,9 +67,9 @@ pub struct StreamView {
 #[derive(Default)]
 pub struct TenantView {
     /// Live keys by key id (`ak-…`).
-    pub keys: HashMap<String, KeyView>,
+    pub keys: FastMap<String, KeyView>,
     /// Live streams by stream id (`is-…`).
-    pub streams: HashMap<String, StreamView>,
+    pub streams: FastMap<String, StreamView>,
 }
 
 /// One consistent view of tenants, keys and streams.
@@ -72,7 +77,7 @@ pub struct TenantView {
 pub struct Snapshot {
     /// The store generation this view was built from.
     pub generation: u64,
-    pub tenants: HashMap<String, TenantView>,
+    pub tenants: FastMap<String, TenantView>,
 }
 
 impl Snapshot {

@@ -22,7 +22,6 @@
 //! The store is not on the data path: it allocates freely and its errors
 //! carry the names and ids an operator needs to see.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -33,7 +32,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use serde::Serialize;
 
 use crate::control::ids;
-use crate::control::snapshot::{KeyView, PayloadFormat, Snapshot, StreamView, TenantView};
+use crate::control::snapshot::{FastMap, KeyView, PayloadFormat, Snapshot, StreamView, TenantView};
 use crate::limits::{KEY_SECRET_BYTES_GENERATED, KEY_SECRET_BYTES_MIN};
 
 /// The database's file name inside the data directory.
@@ -575,7 +574,7 @@ impl Store {
         // this `&self` method runs: the unchecked transaction cannot nest.
         let tx = self.connection.unchecked_transaction()?;
         let generation = read_generation(&tx)?;
-        let mut tenants: HashMap<String, TenantView> = HashMap::new();
+        let mut tenants: FastMap<String, TenantView> = FastMap::default();
         {
             let mut statement = tx.prepare("SELECT name FROM tenants")?;
             for name in statement.query_map([], |row| row.get::<_, String>(0))? {
