@@ -241,7 +241,7 @@ pub struct StreamLog {
     pub flushes: AtomicU64,
     pub flush_nanos: AtomicU64,
     /// Responses to requests that reached this stream, for `/metrics`.
-    pub responses: crate::telemetry::StatusCounts,
+    pub responses: crate::telemetry::ShardedStatusCounts,
 }
 
 impl StreamLog {
@@ -276,7 +276,7 @@ impl StreamLog {
             open_bytes: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             flush_nanos: AtomicU64::new(0),
-            responses: crate::telemetry::StatusCounts::default(),
+            responses: crate::telemetry::ShardedStatusCounts::default(),
         }
     }
 

@@ -219,6 +219,46 @@ impl StatusCounts {
     }
 }
 
+/// [`StatusCounts`] kept per worker, each on its own cache lines, so
+/// workers answering requests to the same stream do not contend for one
+/// line. Workers beyond [`STATUS_SHARDS`] share shards.
+pub struct ShardedStatusCounts(Box<[Shard]>);
+
+/// How many shards a [`ShardedStatusCounts`] has.
+pub const STATUS_SHARDS: usize = 8;
+
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard(StatusCounts);
+
+impl Default for ShardedStatusCounts {
+    fn default() -> Self {
+        ShardedStatusCounts((0..STATUS_SHARDS).map(|_| Shard::default()).collect())
+    }
+}
+
+impl ShardedStatusCounts {
+    /// Counts one response of `worker`.
+    pub fn count(&self, worker: usize, status: u16) {
+        self.0[worker % STATUS_SHARDS].0.count(status);
+    }
+
+    /// Each status label with its count over all workers.
+    pub fn snapshot(&self) -> impl Iterator<Item = (String, u64)> + '_ {
+        let mut totals = [0u64; COUNTED_STATUSES.len() + 1];
+        for shard in self.0.iter() {
+            for (total, count) in totals.iter_mut().zip(shard.0.0.iter()) {
+                *total += count.load(Ordering::Relaxed);
+            }
+        }
+        COUNTED_STATUSES
+            .iter()
+            .map(|status| status.to_string())
+            .chain(["other".to_owned()])
+            .zip(totals)
+    }
+}
+
 /// Every named event, for `/metrics`.
 pub static ALL_EVENTS: &[&Event] = &[
     &STARTING,

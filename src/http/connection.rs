@@ -265,7 +265,8 @@ impl Connection {
         };
         self.input.drain(..consumed);
         if let Some(log) = &admitted.log {
-            log.responses.count(result.map_or_else(Reject::status, |()| 202));
+            log.responses
+                .count(worker.index, result.map_or_else(Reject::status, |()| 202));
         }
         let keep_alive = head.keep_alive && !worker.is_shutting_down();
         match result {
