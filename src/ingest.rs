@@ -387,12 +387,10 @@ fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> 
     Ok(())
 }
 
-/// Waits until the records up to `position` are on stable storage, running
-/// the group commit itself when no other request is. A request that finds
-/// a flush under way sleeps until it ends; then one of the waiters whose
-/// records it did not cover starts the next, so flushes follow each other
-/// while records keep coming.
-async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Result<(), Reject> {
+/// Waits until the records up to `position` are on stable storage. Group
+/// commits are run by one flusher task per stream (see
+/// [`flush_while_needed`]); the first request to need one starts it.
+async fn wait_durable(log: &Arc<StreamLog>, position: u64, deadline: Instant) -> Result<(), Reject> {
     loop {
         if log.is_durable(position) {
             return Ok(());
@@ -407,25 +405,45 @@ async fn wait_durable(log: &StreamLog, position: u64, deadline: Instant) -> Resu
         if now >= deadline {
             return Err(Reject::StoreTimeout);
         }
-        let Some((target, files)) = log.flush_targets() else {
-            let _ = monoio::time::timeout(deadline - now, log.flush_ended()).await;
-            continue;
-        };
-        let started = Instant::now();
-        let mut result = Ok(());
-        for file in &files {
-            result = flush(file).await;
-            if result.is_err() {
+        if log.claim_flusher() {
+            monoio::spawn(flush_while_needed(Arc::clone(log)));
+        }
+        let _ = monoio::time::timeout(deadline - now, log.flush_progress(position)).await;
+    }
+}
+
+/// A stream's flusher: runs group commits back to back while records wait
+/// for one, each covering every record written before it started, then
+/// ends. Flushing without a pause keeps each flush as large as the load
+/// makes it and leaves no gap in which written records wait for nobody.
+async fn flush_while_needed(log: Arc<StreamLog>) {
+    loop {
+        while log.needs_flush() {
+            let Some((target, files)) = log.flush_targets() else {
+                break;
+            };
+            let started = Instant::now();
+            let mut result = Ok(());
+            for file in &files {
+                result = flush(file).await;
+                if result.is_err() {
+                    break;
+                }
+            }
+            log.count_flush(started.elapsed());
+            if let Err(error) = log.flush_done(target, result, files) {
+                telemetry::FLUSH_FAILED.emit(&[
+                    ("stream", log.stream_id.as_str().into()),
+                    ("error", error.to_string().as_str().into()),
+                ]);
                 break;
             }
         }
-        log.count_flush(started.elapsed());
-        if let Err(error) = log.flush_done(target, result, files) {
-            telemetry::FLUSH_FAILED.emit(&[
-                ("stream", log.stream_id.as_str().into()),
-                ("error", error.to_string().as_str().into()),
-            ]);
-            return Err(Reject::StorageFailed);
+        log.release_flusher();
+        // A record written between the last look and the release waits
+        // for a flusher: look once more, and take the role back if so.
+        if !log.needs_flush() || !log.claim_flusher() {
+            return;
         }
     }
 }

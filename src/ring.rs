@@ -149,25 +149,41 @@ impl Future for Completion<'_> {
     }
 }
 
-/// See [`StreamLog::flush_ended`].
-pub struct FlushEnded<'a>(&'a StreamLog);
+/// See [`StreamLog::flush_progress`].
+pub struct FlushProgress<'a> {
+    log: &'a StreamLog,
+    position: u64,
+}
 
-impl Future for FlushEnded<'_> {
+impl FlushProgress<'_> {
+    fn settled(&self) -> bool {
+        let log = self.log;
+        log.is_durable(self.position)
+            || log.is_failed()
+            || log.is_closed()
+            || !log.flusher.load(Ordering::SeqCst)
+    }
+}
+
+impl Future for FlushProgress<'_> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
-        let log = self.0;
-        let ended = || !log.flushing.load(Ordering::Acquire);
-        if ended() {
+        if self.settled() {
             return Poll::Ready(());
         }
-        log.flush_waiters
+        self.log
+            .flush_waiters
             .lock()
             .expect("waiters are never poisoned")
             .push(context.waker().clone());
-        // Looked at again with the waker in place: a flush that ended in
-        // between has either taken the waker or is seen here.
-        if ended() { Poll::Ready(()) } else { Poll::Pending }
+        // Looked at again with the waker in place: a flush or a flusher's
+        // exit in between has either taken the waker or is seen here.
+        if self.settled() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
@@ -227,6 +243,8 @@ pub struct StreamLog {
     durable_position: AtomicU64,
     /// True while one producer runs a group commit.
     flushing: AtomicBool,
+    /// True while a flusher task runs group commits for this stream.
+    flusher: AtomicBool,
     /// Files holding records not yet known to be durable (disk mode only).
     unsynced: Mutex<Unsynced>,
     /// Producers waiting for the running group commit to end.
@@ -269,6 +287,7 @@ impl StreamLog {
             written_position: AtomicU64::new(0),
             durable_position: AtomicU64::new(0),
             flushing: AtomicBool::new(false),
+            flusher: AtomicBool::new(false),
             unsynced: Mutex::new(Unsynced::default()),
             flush_waiters: Mutex::new(Vec::new()),
             records_written: AtomicU64::new(0),
@@ -530,10 +549,7 @@ impl StreamLog {
             }
         };
         self.flushing.store(false, Ordering::Release);
-        let waiters = std::mem::take(&mut *self.flush_waiters.lock().expect("waiters are never poisoned"));
-        for waiter in waiters {
-            waiter.wake();
-        }
+        self.wake_flush_waiters();
         outcome
     }
 
@@ -544,11 +560,39 @@ impl StreamLog {
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
     }
 
-    /// Resolves when no group commit is running: the one under way ended
-    /// (or there was none). For a producer whose record awaits a flush
-    /// that another producer runs.
-    pub fn flush_ended(&self) -> FlushEnded<'_> {
-        FlushEnded(self)
+    /// Resolves once the records up to `position` are durable, the stream
+    /// failed or closed, or no flusher runs any more (the caller then
+    /// starts one). Woken at the end of every group commit.
+    pub fn flush_progress(&self, position: u64) -> FlushProgress<'_> {
+        FlushProgress { log: self, position }
+    }
+
+    /// True when records are written but not yet durable (and the stream
+    /// has not failed).
+    pub fn needs_flush(&self) -> bool {
+        !self.is_failed()
+            && self.written_position.load(Ordering::SeqCst) > self.durable_position.load(Ordering::SeqCst)
+    }
+
+    /// Becomes this stream's flusher, if there is none.
+    pub fn claim_flusher(&self) -> bool {
+        self.flusher
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+    }
+
+    /// Stops being this stream's flusher; wakes the waiters, so that one
+    /// of them takes over if records still need a flush.
+    pub fn release_flusher(&self) {
+        self.flusher.store(false, Ordering::SeqCst);
+        self.wake_flush_waiters();
+    }
+
+    fn wake_flush_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.flush_waiters.lock().expect("waiters are never poisoned"));
+        for waiter in waiters {
+            waiter.wake();
+        }
     }
 
     /// True once a flush of this stream failed.
