@@ -230,6 +230,16 @@ pub fn seal(job: SealJob) -> io::Result<Sealed> {
     job.file.sync_all()?;
     std::fs::rename(&job.open_path, &job.sealed_path)?;
     sync_dir(job.sealed_path.parent().expect("segments live in a folder"))?;
+    // The sealed file's pages are clean now and no request reads them
+    // again (couriers read sealed files later, sequentially): hand them
+    // back, so that new segments reuse recently freed pages instead of the
+    // page cache growing into memory never touched before, which costs a
+    // fault and a zeroing per page (on this project's VM, 40% of the CPU
+    // of a 254 KiB ingest; benches/results). Advice only: nothing is lost.
+    // SAFETY: plain system call on a descriptor we own.
+    unsafe {
+        libc::posix_fadvise(job.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+    }
     Ok(Sealed::File {
         path: job.sealed_path,
         len_bytes: job.len_bytes,
