@@ -113,7 +113,7 @@ fn check_line(text: &[u8], value: &serde_json::Value, line: &[u8]) {
 }
 
 /// Removes the whitespace outside strings from valid JSON: an independent,
-/// obviously correct statement of what the converter's scalar pass does.
+/// obviously correct statement of what the stored line must be.
 fn minify(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut in_string = false;
