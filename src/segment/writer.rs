@@ -29,6 +29,12 @@ use crate::control::snapshot::PayloadFormat;
 /// segment sealed early.
 pub const GROW_STEP_BYTES: usize = 1 << 20;
 
+/// How far ahead of the write position pages are faulted in, and in what
+/// steps: one `MADV_POPULATE_WRITE` per step instead of a page fault per
+/// 4 KiB, in steps small enough (a few tens of microseconds) that no
+/// request waits behind a whole extent's worth of page faults.
+pub const POPULATE_STEP_BYTES: usize = 256 << 10;
+
 /// Why a record could not be appended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AppendError {
@@ -51,6 +57,9 @@ pub struct SegmentWriter {
     map: MmapMut,
     /// Bytes of file space reserved so far; never more than `map.len()`.
     allocated_bytes: usize,
+    /// Bytes of the mapping faulted in so far; never more than
+    /// `allocated_bytes`.
+    populated_bytes: usize,
     /// Bytes of complete records; the file's length once sealed.
     len_bytes: usize,
     records: u64,
@@ -93,6 +102,7 @@ impl SegmentWriter {
             file: Arc::new(file),
             map,
             allocated_bytes: 0,
+            populated_bytes: 0,
             len_bytes: 0,
             records: 0,
             format,
@@ -126,6 +136,9 @@ impl SegmentWriter {
             })?;
         }
         assert!(end <= self.allocated_bytes, "writes stay within reserved space");
+        if end > self.populated_bytes {
+            self.populate(end);
+        }
         self.map[self.len_bytes..end].copy_from_slice(record);
         self.len_bytes = end;
         self.records += 1;
@@ -145,22 +158,32 @@ impl SegmentWriter {
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        // Fault the new extent's pages in now, in one call, rather than one
-        // page fault per 4 KiB on the request path. Best effort: kernels
-        // before 5.14 answer EINVAL and the pages fault in on first write.
-        // SAFETY: the range lies within the live mapping (`target_bytes` ≤
-        // `map.len()`) and within the file space just reserved, so touching
-        // it cannot raise SIGBUS; MADV_POPULATE_WRITE only prefaults pages
-        // and changes no byte.
+        self.allocated_bytes = target_bytes;
+        Ok(())
+    }
+
+    /// Faults in the pages up to a step past `end` (within reserved space),
+    /// in one call rather than one page fault per 4 KiB. Best effort:
+    /// kernels before 5.14 answer EINVAL and the pages fault in on first
+    /// write.
+    fn populate(&mut self, end: usize) {
+        let target =
+            (end.next_multiple_of(POPULATE_STEP_BYTES) + POPULATE_STEP_BYTES).min(self.allocated_bytes);
+        if target <= self.populated_bytes {
+            return;
+        }
+        // SAFETY: the range lies within the live mapping and within the
+        // file space already reserved (`target` ≤ `allocated_bytes` ≤
+        // `map.len()`), so touching it cannot raise SIGBUS;
+        // MADV_POPULATE_WRITE only prefaults pages and changes no byte.
         unsafe {
             libc::madvise(
-                self.map.as_mut_ptr().add(self.allocated_bytes).cast(),
-                target_bytes - self.allocated_bytes,
+                self.map.as_mut_ptr().add(self.populated_bytes).cast(),
+                target - self.populated_bytes,
                 libc::MADV_POPULATE_WRITE,
             );
         }
-        self.allocated_bytes = target_bytes;
-        Ok(())
+        self.populated_bytes = target;
     }
 
     pub fn len_bytes(&self) -> usize {
