@@ -388,8 +388,9 @@ fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> 
 }
 
 /// Waits until the records up to `position` are on stable storage. Group
-/// commits are run by one flusher task per stream (see
-/// [`flush_while_needed`]); the first request to need one starts it.
+/// commits are run by flusher tasks, at most two per stream (see
+/// [`flush_while_needed`]); a request whose record no started flush covers
+/// starts one when there is room.
 async fn wait_durable(log: &Arc<StreamLog>, position: u64, deadline: Instant) -> Result<(), Reject> {
     loop {
         if log.is_durable(position) {
@@ -405,17 +406,18 @@ async fn wait_durable(log: &Arc<StreamLog>, position: u64, deadline: Instant) ->
         if now >= deadline {
             return Err(Reject::StoreTimeout);
         }
-        if log.claim_flusher() {
+        if log.started_target() < position && log.claim_flusher() {
             monoio::spawn(flush_while_needed(Arc::clone(log)));
         }
         let _ = monoio::time::timeout(deadline - now, log.flush_progress(position)).await;
     }
 }
 
-/// A stream's flusher: runs group commits back to back while records wait
-/// for one, each covering every record written before it started, then
-/// ends. Flushing without a pause keeps each flush as large as the load
-/// makes it and leaves no gap in which written records wait for nobody.
+/// One of a stream's flushers (at most [`crate::ring::FLUSH_LANES`]): runs
+/// group commits back to back while records wait that no started flush
+/// covers, each covering every record written before it started, then
+/// ends. Two flushers overlap their flushes; flushing without a pause
+/// leaves no gap in which written records wait for nobody.
 async fn flush_while_needed(log: Arc<StreamLog>) {
     loop {
         while log.needs_flush() {

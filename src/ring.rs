@@ -25,7 +25,7 @@ use std::fs::File;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering, fence};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -161,7 +161,8 @@ impl FlushProgress<'_> {
         log.is_durable(self.position)
             || log.is_failed()
             || log.is_closed()
-            || !log.flusher.load(Ordering::SeqCst)
+            || (log.started_target.load(Ordering::SeqCst) < self.position
+                && log.flushers.load(Ordering::SeqCst) < FLUSH_LANES)
     }
 }
 
@@ -177,8 +178,9 @@ impl Future for FlushProgress<'_> {
             .lock()
             .expect("waiters are never poisoned")
             .push(context.waker().clone());
-        // Looked at again with the waker in place: a flush or a flusher's
-        // exit in between has either taken the waker or is seen here.
+        // Looked at again with the waker in place: a flush's end or a
+        // flusher's exit in between has either taken the waker or is seen
+        // here.
         if self.settled() {
             Poll::Ready(())
         } else {
@@ -213,14 +215,22 @@ struct WriterState {
     nonce: u32,
 }
 
+/// How many group commits of one stream may run at once (one per flusher
+/// task). A second flush started while the first is on its way halves
+/// how long a record waits for the next one; the disk serves both.
+pub const FLUSH_LANES: usize = 2;
+
 /// The files a group commit must flush. One lock covers both, so a
 /// segment moving from open to retired is always in one of them.
 #[derive(Default)]
 struct Unsynced {
     /// The open segment's file.
     open: Option<Arc<File>>,
-    /// Retired segments not yet flushed.
-    retired: Vec<Arc<File>>,
+    /// Retired segments not yet known to be durable, with the log
+    /// position at their retirement (all their bytes lie below it). One
+    /// leaves the list when a flush that included it and started at or
+    /// after that position succeeds.
+    retired: Vec<(Arc<File>, u64)>,
 }
 
 /// One stream's ring and open segment.
@@ -241,10 +251,12 @@ pub struct StreamLog {
     written_position: AtomicU64,
     /// The log position up to which records are on stable storage.
     durable_position: AtomicU64,
-    /// True while one producer runs a group commit.
-    flushing: AtomicBool,
-    /// True while a flusher task runs group commits for this stream.
-    flusher: AtomicBool,
+    /// Group commits running now, at most [`FLUSH_LANES`].
+    flushes_running: AtomicUsize,
+    /// The highest target of a group commit started so far.
+    started_target: AtomicU64,
+    /// Flusher tasks running group commits for this stream.
+    flushers: AtomicUsize,
     /// Files holding records not yet known to be durable (disk mode only).
     unsynced: Mutex<Unsynced>,
     /// Producers waiting for the running group commit to end.
@@ -286,8 +298,9 @@ impl StreamLog {
             failed: AtomicBool::new(false),
             written_position: AtomicU64::new(0),
             durable_position: AtomicU64::new(0),
-            flushing: AtomicBool::new(false),
-            flusher: AtomicBool::new(false),
+            flushes_running: AtomicUsize::new(0),
+            started_target: AtomicU64::new(0),
+            flushers: AtomicUsize::new(0),
             unsynced: Mutex::new(Unsynced::default()),
             flush_waiters: Mutex::new(Vec::new()),
             records_written: AtomicU64::new(0),
@@ -452,7 +465,9 @@ impl StreamLog {
             if self.settings.sync_to_disk {
                 let mut unsynced = self.unsynced();
                 unsynced.open = None;
-                unsynced.retired.push(Arc::clone(segment.file()));
+                unsynced
+                    .retired
+                    .push((Arc::clone(segment.file()), state.position));
             }
             self.seal_queue.push(segment.finish());
         }
@@ -496,25 +511,28 @@ impl StreamLog {
         self.unsynced.lock().expect("the unsynced list is never poisoned")
     }
 
-    /// Starts a group commit if none is running: returns the position it
-    /// will make durable and the files to flush, or `None` when another
-    /// producer's flush is under way (or the stream failed).
+    /// Starts a group commit if fewer than [`FLUSH_LANES`] run: returns
+    /// the position it will make durable and the files to flush, or `None`
+    /// when enough flushes are under way (or the stream failed).
     pub fn flush_targets(&self) -> Option<(u64, Vec<Arc<File>>)> {
         if self.failed.load(Ordering::Acquire) {
             return None;
         }
-        if self
-            .flushing
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return None;
-        }
+        self.flushes_running
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |running| {
+                (running < FLUSH_LANES).then_some(running + 1)
+            })
+            .ok()?;
         // Read the target first: every byte below it is then in the open
-        // segment or in a retired one not yet flushed.
-        let target = self.written_position.load(Ordering::Acquire);
-        let mut unsynced = self.unsynced();
-        let mut files = std::mem::take(&mut unsynced.retired);
+        // segment or in a retired one not yet known to be durable.
+        let target = self.written_position.load(Ordering::SeqCst);
+        self.started_target.fetch_max(target, Ordering::SeqCst);
+        let unsynced = self.unsynced();
+        let mut files: Vec<Arc<File>> = unsynced
+            .retired
+            .iter()
+            .map(|(file, _)| Arc::clone(file))
+            .collect();
         files.extend(unsynced.open.clone());
         Some((target, files))
     }
@@ -534,7 +552,12 @@ impl StreamLog {
                 Err(std::io::Error::other("an earlier flush of this stream failed"))
             }
             Ok(()) => {
+                // Flushes may end out of order; each one alone makes every
+                // byte below its own target durable.
                 self.durable_position.fetch_max(target, Ordering::AcqRel);
+                self.unsynced().retired.retain(|(file, retired_at)| {
+                    !(*retired_at <= target && files.iter().any(|flushed| Arc::ptr_eq(flushed, file)))
+                });
                 Ok(())
             }
             Err(error) => {
@@ -544,11 +567,10 @@ impl StreamLog {
                 // failed instead; its records are never acknowledged.
                 self.failed.store(true, Ordering::Release);
                 self.closed.store(true, Ordering::Release);
-                self.unsynced().retired.extend(files);
                 Err(error)
             }
         };
-        self.flushing.store(false, Ordering::Release);
+        self.flushes_running.fetch_sub(1, Ordering::SeqCst);
         self.wake_flush_waiters();
         outcome
     }
@@ -561,30 +583,39 @@ impl StreamLog {
     }
 
     /// Resolves once the records up to `position` are durable, the stream
-    /// failed or closed, or no flusher runs any more (the caller then
-    /// starts one). Woken at the end of every group commit.
+    /// failed or closed, or no flush covering `position` has started and a
+    /// flusher could be added (the caller then starts one). Woken at the
+    /// end of every group commit and when a flusher stops.
     pub fn flush_progress(&self, position: u64) -> FlushProgress<'_> {
         FlushProgress { log: self, position }
     }
 
-    /// True when records are written but not yet durable (and the stream
-    /// has not failed).
+    /// True when records are written that no started flush covers (and
+    /// the stream has not failed).
     pub fn needs_flush(&self) -> bool {
         !self.is_failed()
-            && self.written_position.load(Ordering::SeqCst) > self.durable_position.load(Ordering::SeqCst)
+            && self.written_position.load(Ordering::SeqCst) > self.started_target.load(Ordering::SeqCst)
     }
 
-    /// Becomes this stream's flusher, if there is none.
+    /// The highest target of a group commit started so far.
+    pub fn started_target(&self) -> u64 {
+        self.started_target.load(Ordering::SeqCst)
+    }
+
+    /// Becomes one of this stream's flushers, if fewer than
+    /// [`FLUSH_LANES`] run.
     pub fn claim_flusher(&self) -> bool {
-        self.flusher
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+        self.flushers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |flushers| {
+                (flushers < FLUSH_LANES).then_some(flushers + 1)
+            })
             .is_ok()
     }
 
-    /// Stops being this stream's flusher; wakes the waiters, so that one
-    /// of them takes over if records still need a flush.
+    /// Stops being one of this stream's flushers; wakes the waiters, so
+    /// that one of them takes over if records still need a flush.
     pub fn release_flusher(&self) {
-        self.flusher.store(false, Ordering::SeqCst);
+        self.flushers.fetch_sub(1, Ordering::SeqCst);
         self.wake_flush_waiters();
     }
 
@@ -761,6 +792,81 @@ mod tests {
         assert_eq!(producer.join().expect("producer"), Outcome::Written);
         logs.close_where(|_| true);
         assert_eq!(seal_and_read(&logs), vec!["{\"n\":1}".to_owned()]);
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
+    /// Writes one record and returns its end position.
+    fn write_one(log: &StreamLog, record: &[u8]) -> u64 {
+        let ticket = Arc::new(Ticket::default());
+        log.submit(record.to_vec(), &ticket).expect("ring has room");
+        log.try_combine();
+        assert_eq!(ticket.outcome(), Some(Outcome::Written));
+        ticket.end_position()
+    }
+
+    #[test]
+    fn two_flushes_may_overlap_and_end_in_any_order() {
+        let data_dir = std::env::temp_dir().join(format!("sluice-ring-lanes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let logs = StreamLogs::new(LogSettings {
+            data_dir: data_dir.clone(),
+            segment_bytes_max: 1500,
+            sync_to_disk: true,
+            clock: Clock::system(),
+        });
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let record = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1000));
+        let first = write_one(&log, record.as_bytes());
+        let (target_1, files_1) = log.flush_targets().expect("a first flush");
+        assert_eq!((target_1, files_1.len()), (first, 1));
+        // The second record does not fit: its segment retires the first.
+        let second = write_one(&log, record.as_bytes());
+        let (target_2, files_2) = log.flush_targets().expect("a second flush may overlap");
+        assert_eq!(target_2, second);
+        assert_eq!(files_2.len(), 2, "the retired segment and the open one");
+        assert!(log.flush_targets().is_none(), "at most FLUSH_LANES at once");
+
+        // The later flush ends first: it alone makes everything durable.
+        log.flush_done(target_2, Ok(()), files_2).expect("flushed");
+        assert!(log.is_durable(second) && log.is_durable(first));
+        log.flush_done(target_1, Ok(()), files_1).expect("flushed");
+        assert!(log.is_durable(second), "an earlier target never lowers it");
+        // The retired segment is known durable and leaves the list; only
+        // the open one is flushed from now on.
+        let (_, files_3) = log.flush_targets().expect("lanes are free again");
+        assert_eq!(files_3.len(), 1);
+        logs.close_where(|_| true);
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_retired_segment_stays_listed_until_a_flush_that_began_after_it_succeeds() {
+        let data_dir = std::env::temp_dir().join(format!("sluice-ring-retired-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let logs = StreamLogs::new(LogSettings {
+            data_dir: data_dir.clone(),
+            segment_bytes_max: 1500,
+            sync_to_disk: true,
+            clock: Clock::system(),
+        });
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let record = format!("{{\"pad\":\"{}\"}}\n", "y".repeat(500));
+        write_one(&log, record.as_bytes());
+        // A flush starts while the first segment is open ...
+        let (target_1, files_1) = log.flush_targets().expect("a flush");
+        // ... which then takes another record and is retired by a third.
+        let second = write_one(&log, record.as_bytes());
+        write_one(&log, record.as_bytes());
+        log.flush_done(target_1, Ok(()), files_1).expect("flushed");
+        assert!(
+            !log.is_durable(second),
+            "the flush began before the second record"
+        );
+        let (target_2, files_2) = log.flush_targets().expect("a flush");
+        assert_eq!(files_2.len(), 2, "the retired segment is still to be flushed");
+        log.flush_done(target_2, Ok(()), files_2).expect("flushed");
+        assert!(log.is_durable(second));
+        logs.close_where(|_| true);
         std::fs::remove_dir_all(&data_dir).expect("cleanup");
     }
 
