@@ -167,6 +167,9 @@ pub struct Worker {
     tokens: RefCell<TokenCache>,
     json: RefCell<JsonConverter>,
     xml: RefCell<XmlConverter>,
+    /// The buffer records are converted into; reused while records are
+    /// written at once, handed to the ring (and replaced) when not.
+    record: RefCell<Vec<u8>>,
     buckets: RefCell<FastMap<String, Bucket>>,
     pub shutting_down: Arc<AtomicBool>,
     /// Open connections on this worker.
@@ -198,6 +201,7 @@ impl Worker {
             tokens: RefCell::new(TokenCache::default()),
             json: RefCell::new(JsonConverter::new()),
             xml: RefCell::new(XmlConverter::new()),
+            record: RefCell::new(Vec::new()),
             buckets: RefCell::new(FastMap::default()),
             shutting_down,
             connections: Cell::new(0),
@@ -343,22 +347,37 @@ impl Worker {
         ticket: &Arc<Ticket>,
     ) -> Result<(), Reject> {
         let Some(log) = &admitted.log else { return Ok(()) };
-        let mut record = Vec::with_capacity(len + 1);
-        match admitted.format {
+        // The worker's record buffer, taken for the time this request
+        // needs it (no await until it is back or handed to the ring).
+        let mut record = std::mem::take(&mut *self.record.borrow_mut());
+        record.clear();
+        let converted = match admitted.format {
             PayloadFormat::Json => self.json.borrow_mut().convert_padded(input, len, &mut record),
             PayloadFormat::Xml => self.xml.borrow_mut().convert(&input[..len], &mut record),
+        };
+        if let Err(error) = converted {
+            *self.record.borrow_mut() = record;
+            return Err(Reject::Body(error));
         }
-        .map_err(Reject::Body)?;
-        if log.submit(record, ticket).is_err() {
-            return Err(Reject::WriterBehind);
-        }
-        // Usually this task writes its record itself (flat combining);
-        // when another thread holds the writer flag, that thread writes it
-        // and wakes this task.
-        log.try_combine();
-        let outcome = match ticket.outcome() {
-            Some(outcome) => outcome,
-            None => ticket.completion().await,
+        // Usually this task writes its record itself, at once; when another
+        // thread holds the writer flag, the record goes into the ring and
+        // that thread writes it and wakes this task (flat combining).
+        let (outcome, end) = match log.try_write_now(&record) {
+            Some(done) => {
+                *self.record.borrow_mut() = record;
+                done
+            }
+            None => {
+                if log.submit(record, ticket).is_err() {
+                    return Err(Reject::WriterBehind);
+                }
+                log.try_combine();
+                let outcome = match ticket.outcome() {
+                    Some(outcome) => outcome,
+                    None => ticket.completion().await,
+                };
+                (outcome, ticket.end_position())
+            }
         };
         match outcome {
             Outcome::Written => {}
@@ -368,7 +387,7 @@ impl Worker {
             Outcome::TooLarge => return Err(Reject::PayloadTooLarge),
         }
         if let Some(timeout) = admitted.flush_timeout {
-            wait_durable(log, ticket.end_position(), Instant::now() + timeout).await?;
+            wait_durable(log, end, Instant::now() + timeout).await?;
         }
         Ok(())
     }
