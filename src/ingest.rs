@@ -9,6 +9,7 @@
 //! is parsed and [`Worker::store`] once the body is read.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -174,6 +175,9 @@ pub struct Worker {
     pub shutting_down: Arc<AtomicBool>,
     /// Open connections on this worker.
     pub connections: Cell<usize>,
+    /// Flusher tasks running on this worker (disk mode); a stopping worker
+    /// waits for them as for its connections.
+    pub flusher_tasks: Rc<Cell<usize>>,
     /// This worker's counters, summed by the admin listener.
     pub stats: Arc<WorkerStats>,
     /// Numbers the requests whose failure is logged.
@@ -205,6 +209,7 @@ impl Worker {
             buckets: RefCell::new(FastMap::default()),
             shutting_down,
             connections: Cell::new(0),
+            flusher_tasks: Rc::new(Cell::new(0)),
             stats,
             request_numbers: Cell::new(0),
         }
@@ -387,7 +392,7 @@ impl Worker {
             Outcome::TooLarge => return Err(Reject::PayloadTooLarge),
         }
         if let Some(timeout) = admitted.flush_timeout {
-            wait_durable(log, end, Instant::now() + timeout).await?;
+            wait_durable(log, end, Instant::now() + timeout, &self.flusher_tasks).await?;
         }
         Ok(())
     }
@@ -410,7 +415,12 @@ fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> 
 /// commits are run by flusher tasks, at most two per stream (see
 /// [`flush_while_needed`]); a request whose record no started flush covers
 /// starts one when there is room.
-async fn wait_durable(log: &Arc<StreamLog>, position: u64, deadline: Instant) -> Result<(), Reject> {
+async fn wait_durable(
+    log: &Arc<StreamLog>,
+    position: u64,
+    deadline: Instant,
+    flusher_tasks: &Rc<Cell<usize>>,
+) -> Result<(), Reject> {
     loop {
         if log.is_durable(position) {
             return Ok(());
@@ -426,7 +436,7 @@ async fn wait_durable(log: &Arc<StreamLog>, position: u64, deadline: Instant) ->
             return Err(Reject::StoreTimeout);
         }
         if log.started_target() < position && log.claim_flusher() {
-            monoio::spawn(flush_while_needed(Arc::clone(log)));
+            monoio::spawn(flush_while_needed(Arc::clone(log), Rc::clone(flusher_tasks)));
         }
         let _ = monoio::time::timeout(deadline - now, log.flush_progress(position)).await;
     }
@@ -437,7 +447,13 @@ async fn wait_durable(log: &Arc<StreamLog>, position: u64, deadline: Instant) ->
 /// covers, each covering every record written before it started, then
 /// ends. Two flushers overlap their flushes; flushing without a pause
 /// leaves no gap in which written records wait for nobody.
-async fn flush_while_needed(log: Arc<StreamLog>) {
+async fn flush_while_needed(log: Arc<StreamLog>, tasks: Rc<Cell<usize>>) {
+    let mut role = FlusherRole {
+        log: &log,
+        held: true,
+        tasks,
+    };
+    role.tasks.set(role.tasks.get() + 1);
     loop {
         while log.needs_flush() {
             let Some((target, files)) = log.flush_targets() else {
@@ -460,12 +476,37 @@ async fn flush_while_needed(log: Arc<StreamLog>) {
                 break;
             }
         }
-        log.release_flusher();
+        role.release();
         // A record written between the last look and the release waits
         // for a flusher: look once more, and take the role back if so.
         if !log.needs_flush() || !log.claim_flusher() {
             return;
         }
+        role.held = true;
+    }
+}
+
+/// A running flusher task: counted on its worker (which waits for it
+/// before stopping), and its flusher role given back however the task
+/// ends, also when its worker's runtime drops it.
+struct FlusherRole<'a> {
+    log: &'a StreamLog,
+    held: bool,
+    tasks: Rc<Cell<usize>>,
+}
+
+impl FlusherRole<'_> {
+    fn release(&mut self) {
+        if std::mem::take(&mut self.held) {
+            self.log.release_flusher();
+        }
+    }
+}
+
+impl Drop for FlusherRole<'_> {
+    fn drop(&mut self) {
+        self.release();
+        self.tasks.set(self.tasks.get() - 1);
     }
 }
 

@@ -314,7 +314,7 @@ async fn serve(listener: TcpListener, worker: Rc<Worker>, liveness: Arc<Liveness
     }
     drop(listener);
     let deadline = Instant::now() + Duration::from_millis(worker.config().drain_timeout_ms);
-    while worker.connections.get() > 0 && Instant::now() < deadline {
+    while (worker.connections.get() > 0 || worker.flusher_tasks.get() > 0) && Instant::now() < deadline {
         for state in connections.borrow().values() {
             connection::shut_down_idle(state);
         }

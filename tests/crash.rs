@@ -116,9 +116,21 @@ fn acknowledged_records_survive_kill_9() {
 
 #[test]
 fn acknowledged_records_survive_a_graceful_stop_under_load() {
-    let data = DataDir::new("graceful");
+    graceful_stop_under_load("graceful", &[]);
+}
+
+/// The same with `durability = "disk"`: requests waiting for a group
+/// commit when SIGTERM arrives are flushed (the stopping workers wait for
+/// their flusher tasks) or refused, never acknowledged and lost.
+#[test]
+fn acknowledged_records_survive_a_graceful_stop_under_load_in_disk_mode() {
+    graceful_stop_under_load("graceful-disk", &[("SLUICE_DURABILITY", "disk")]);
+}
+
+fn graceful_stop_under_load(name: &str, env: &[(&str, &str)]) {
+    let data = DataDir::new(name);
     let s = Arc::new(setup(&data, "acme"));
-    let server = Server::start(&data);
+    let server = Server::start_with(&data, &[], env);
     let addr = Arc::new(RwLock::new(server.addr));
     let stop = Arc::new(AtomicBool::new(false));
     let acked_all = Arc::new(Mutex::new(Vec::new()));
