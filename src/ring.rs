@@ -738,12 +738,16 @@ mod tests {
     use super::*;
 
     fn logs(name: &str, segment_bytes_max: usize) -> (PathBuf, StreamLogs) {
+        logs_with(name, segment_bytes_max, false)
+    }
+
+    fn logs_with(name: &str, segment_bytes_max: usize, sync_to_disk: bool) -> (PathBuf, StreamLogs) {
         let data_dir = std::env::temp_dir().join(format!("sluice-ring-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&data_dir);
         let logs = StreamLogs::new(LogSettings {
             data_dir: data_dir.clone(),
             segment_bytes_max,
-            sync_to_disk: false,
+            sync_to_disk,
             clock: Clock::system(),
         });
         (data_dir, logs)
@@ -855,14 +859,7 @@ mod tests {
 
     #[test]
     fn two_flushes_may_overlap_and_end_in_any_order() {
-        let data_dir = std::env::temp_dir().join(format!("sluice-ring-lanes-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let logs = StreamLogs::new(LogSettings {
-            data_dir: data_dir.clone(),
-            segment_bytes_max: 1500,
-            sync_to_disk: true,
-            clock: Clock::system(),
-        });
+        let (data_dir, logs) = logs_with("lanes", 1500, true);
         let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
         let record = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1000));
         let first = write_one(&log, record.as_bytes());
@@ -890,14 +887,7 @@ mod tests {
 
     #[test]
     fn a_retired_segment_stays_listed_until_a_flush_that_began_after_it_succeeds() {
-        let data_dir = std::env::temp_dir().join(format!("sluice-ring-retired-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&data_dir);
-        let logs = StreamLogs::new(LogSettings {
-            data_dir: data_dir.clone(),
-            segment_bytes_max: 1500,
-            sync_to_disk: true,
-            clock: Clock::system(),
-        });
+        let (data_dir, logs) = logs_with("retired", 1500, true);
         let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
         let record = format!("{{\"pad\":\"{}\"}}\n", "y".repeat(500));
         write_one(&log, record.as_bytes());

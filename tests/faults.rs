@@ -1094,25 +1094,15 @@ fn start_disk_mode(data: &DataDir, offset_ms: i64) -> Server {
 #[test]
 fn an_fsync_error_in_disk_mode_fails_the_stream_until_restart_and_loses_no_acknowledged_record() {
     let started = Instant::now();
-    let backing = DataDir::new("fsync-backing");
-    // The server's data directory is the mount point: everything sluice
-    // does on its data (control.db, the lock, segments) goes through FUSE.
-    let data = DataDir::new("fsync-mount");
-    let scratch = DataDir::new("fsync-trigger");
-    let mut fs = FailFs::mount(&backing.path, &data.path, &scratch.path.join("armed"));
-
-    let s = setup(&data, "acme");
-    let victim = s.json_stream.clone();
-    let bystander = data.ok(&[
-        "stream",
-        "add",
-        "--tenant",
-        "acme",
-        "--name",
-        "bystander",
-        "--format",
-        "json",
-    ]);
+    let FsyncFixture {
+        backing,
+        data,
+        _scratch,
+        s,
+        victim,
+        bystander,
+        mut fs,
+    } = fsync_fixture("fsync");
     let newcomer = data.ok(&[
         "stream", "add", "--tenant", "acme", "--name", "newcomer", "--format", "json",
     ]);
@@ -1250,17 +1240,26 @@ fn an_fsync_error_in_disk_mode_fails_the_stream_until_restart_and_loses_no_ackno
     assert!(elapsed < FSYNC_TEST_BUDGET, "took {elapsed:?}");
 }
 
-/// A folder flush that fails while a stream's first segment is created (in
-/// `disk` mode the new name and its folders are flushed before any record
-/// in it is acknowledged) is a failed flush like any other: the record gets
-/// 500, the stream refuses records until restart, the empty segment is not
-/// left behind, and other streams go on.
-#[test]
-fn a_failed_folder_flush_at_segment_creation_fails_the_stream_and_leaves_no_file() {
-    let backing = DataDir::new("dirsync-backing");
-    let data = DataDir::new("dirsync-mount");
-    let scratch = DataDir::new("dirsync-trigger");
-    let mut fs = FailFs::mount(&backing.path, &data.path, &scratch.path.join("armed"));
+/// A data directory on failfs (its backing directory and trigger folder
+/// alongside), set up with tenant `acme`, its JSON stream (the victim) and
+/// a second JSON stream (the bystander).
+struct FsyncFixture {
+    backing: DataDir,
+    /// The server's data directory is the mount point: everything sluice
+    /// does on its data (control.db, the lock, segments) goes through FUSE.
+    data: DataDir,
+    _scratch: DataDir,
+    s: Setup,
+    victim: String,
+    bystander: String,
+    fs: FailFs,
+}
+
+fn fsync_fixture(name: &str) -> FsyncFixture {
+    let backing = DataDir::new(&format!("{name}-backing"));
+    let data = DataDir::new(&format!("{name}-mount"));
+    let scratch = DataDir::new(&format!("{name}-trigger"));
+    let fs = FailFs::mount(&backing.path, &data.path, &scratch.path.join("armed"));
     let s = setup(&data, "acme");
     let victim = s.json_stream.clone();
     let bystander = data.ok(&[
@@ -1273,6 +1272,33 @@ fn a_failed_folder_flush_at_segment_creation_fails_the_stream_and_leaves_no_file
         "--format",
         "json",
     ]);
+    FsyncFixture {
+        backing,
+        data,
+        _scratch: scratch,
+        s,
+        victim,
+        bystander,
+        fs,
+    }
+}
+
+/// A folder flush that fails while a stream's first segment is created (in
+/// `disk` mode the new name and its folders are flushed before any record
+/// in it is acknowledged) is a failed flush like any other: the record gets
+/// 500, the stream refuses records until restart, the empty segment is not
+/// left behind, and other streams go on.
+#[test]
+fn a_failed_folder_flush_at_segment_creation_fails_the_stream_and_leaves_no_file() {
+    let FsyncFixture {
+        backing,
+        data,
+        _scratch,
+        s,
+        victim,
+        bystander,
+        mut fs,
+    } = fsync_fixture("dirsync");
     let server = start_disk_mode(&data, mid_hour_offset_ms());
     let mut acked = Vec::new();
     let response = send_to(&server, &s, &bystander, "bystander-before");
