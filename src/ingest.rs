@@ -412,7 +412,8 @@ fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> 
 }
 
 /// Waits until the records up to `position` are on stable storage. Group
-/// commits are run by flusher tasks, at most two per stream (see
+/// commits are run by flusher tasks, at most [`crate::ring::FLUSH_LANES`]
+/// per stream (see
 /// [`flush_while_needed`]); a request whose record no started flush covers
 /// starts one when there is room.
 async fn wait_durable(
@@ -436,7 +437,8 @@ async fn wait_durable(
             return Err(Reject::StoreTimeout);
         }
         if log.started_target() < position && log.claim_flusher() {
-            monoio::spawn(flush_while_needed(Arc::clone(log), Rc::clone(flusher_tasks)));
+            let role = FlusherRole::new(Arc::clone(log), Rc::clone(flusher_tasks));
+            monoio::spawn(flush_while_needed(role));
         }
         let _ = monoio::time::timeout(deadline - now, log.flush_progress(position)).await;
     }
@@ -447,13 +449,8 @@ async fn wait_durable(
 /// covers, each covering every record written before it started, then
 /// ends. Two flushers overlap their flushes; flushing without a pause
 /// leaves no gap in which written records wait for nobody.
-async fn flush_while_needed(log: Arc<StreamLog>, tasks: Rc<Cell<usize>>) {
-    let mut role = FlusherRole {
-        log: &log,
-        held: true,
-        tasks,
-    };
-    role.tasks.set(role.tasks.get() + 1);
+async fn flush_while_needed(mut role: FlusherRole) {
+    let log = Arc::clone(&role.log);
     loop {
         while log.needs_flush() {
             let Some((target, files)) = log.flush_targets() else {
@@ -486,16 +483,27 @@ async fn flush_while_needed(log: Arc<StreamLog>, tasks: Rc<Cell<usize>>) {
     }
 }
 
-/// A running flusher task: counted on its worker (which waits for it
-/// before stopping), and its flusher role given back however the task
-/// ends, also when its worker's runtime drops it.
-struct FlusherRole<'a> {
-    log: &'a StreamLog,
+/// A flusher task's claim: counted on its worker (which waits for it
+/// before stopping) from before the task is spawned, and the flusher role
+/// given back however the task ends, also when its worker's runtime drops
+/// it, polled or not.
+struct FlusherRole {
+    log: Arc<StreamLog>,
     held: bool,
     tasks: Rc<Cell<usize>>,
 }
 
-impl FlusherRole<'_> {
+impl FlusherRole {
+    /// For a caller that just won [`StreamLog::claim_flusher`].
+    fn new(log: Arc<StreamLog>, tasks: Rc<Cell<usize>>) -> FlusherRole {
+        tasks.set(tasks.get() + 1);
+        FlusherRole {
+            log,
+            held: true,
+            tasks,
+        }
+    }
+
     fn release(&mut self) {
         if std::mem::take(&mut self.held) {
             self.log.release_flusher();
@@ -503,7 +511,7 @@ impl FlusherRole<'_> {
     }
 }
 
-impl Drop for FlusherRole<'_> {
+impl Drop for FlusherRole {
     fn drop(&mut self) {
         self.release();
         self.tasks.set(self.tasks.get() - 1);

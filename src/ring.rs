@@ -216,9 +216,11 @@ struct WriterState {
 }
 
 /// How many group commits of one stream may run at once (one per flusher
-/// task). A second flush started while the first is on its way halves
-/// how long a record waits for the next one; the disk serves both.
-pub const FLUSH_LANES: usize = 2;
+/// task). One: the kernel reports a write-back error to one of two
+/// overlapping fsyncs of a file, and the other may return success first,
+/// which would acknowledge records whose pages were lost. (Two overlapping
+/// flushes measured about 5% more requests/s in disk mode, within noise.)
+pub const FLUSH_LANES: usize = 1;
 
 /// The files a group commit must flush. One lock covers both, so a
 /// segment moving from open to retired is always in one of them.
@@ -468,6 +470,7 @@ impl StreamLog {
                 // empty segment goes to the sealer, which removes it.
                 self.failed.store(true, Ordering::Release);
                 self.closed.store(true, Ordering::Release);
+                self.wake_flush_waiters();
                 self.seal_queue.push(segment.finish());
                 crate::telemetry::FLUSH_FAILED.emit(&[
                     ("stream", self.stream_id.as_str().into()),
@@ -858,29 +861,25 @@ mod tests {
     }
 
     #[test]
-    fn two_flushes_may_overlap_and_end_in_any_order() {
+    fn one_flush_at_a_time_and_a_later_one_covers_retired_segments() {
         let (data_dir, logs) = logs_with("lanes", 1500, true);
         let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
         let record = format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1000));
         let first = write_one(&log, record.as_bytes());
         let (target_1, files_1) = log.flush_targets().expect("a first flush");
         assert_eq!((target_1, files_1.len()), (first, 1));
+        assert!(log.flush_targets().is_none(), "at most FLUSH_LANES at once");
         // The second record does not fit: its segment retires the first.
         let second = write_one(&log, record.as_bytes());
-        let (target_2, files_2) = log.flush_targets().expect("a second flush may overlap");
-        assert_eq!(target_2, second);
-        assert_eq!(files_2.len(), 2, "the retired segment and the open one");
-        assert!(log.flush_targets().is_none(), "at most FLUSH_LANES at once");
-
-        // The later flush ends first: it alone makes everything durable.
-        log.flush_done(target_2, Ok(()), files_2).expect("flushed");
-        assert!(log.is_durable(second) && log.is_durable(first));
         log.flush_done(target_1, Ok(()), files_1).expect("flushed");
-        assert!(log.is_durable(second), "an earlier target never lowers it");
-        // The retired segment is known durable and leaves the list; only
-        // the open one is flushed from now on.
-        let (_, files_3) = log.flush_targets().expect("lanes are free again");
-        assert_eq!(files_3.len(), 1);
+        assert!(log.is_durable(first) && !log.is_durable(second));
+        // The first flush covered all of the retired segment (it held
+        // nothing past the flush's target): only the open one is left.
+        let (target_2, files_2) = log.flush_targets().expect("the lane is free again");
+        assert_eq!(target_2, second);
+        assert_eq!(files_2.len(), 1, "the retired segment is known durable");
+        log.flush_done(target_2, Ok(()), files_2).expect("flushed");
+        assert!(log.is_durable(second));
         logs.close_where(|_| true);
         std::fs::remove_dir_all(&data_dir).expect("cleanup");
     }

@@ -249,8 +249,14 @@ pub fn seal(job: SealJob) -> io::Result<Sealed> {
         std::fs::remove_file(&job.open_path)?;
         return Ok(Sealed::Empty);
     }
-    job.file.set_len(job.len_bytes)?;
-    job.file.sync_all()?;
+    // A descriptor of the sealer's own: the kernel reports a write-back
+    // error once per open file, and the segment's file is shared with the
+    // group commits of `durability = "disk"`. Had the sealer's fsync taken
+    // the error on that shared file, a later group commit could succeed
+    // and acknowledge a record whose page was lost.
+    let file = OpenOptions::new().write(true).open(&job.open_path)?;
+    file.set_len(job.len_bytes)?;
+    file.sync_all()?;
     std::fs::rename(&job.open_path, &job.sealed_path)?;
     sync_dir(job.sealed_path.parent().expect("segments live in a folder"))?;
     // The sealed file's pages are clean now and no request reads them
@@ -261,7 +267,7 @@ pub fn seal(job: SealJob) -> io::Result<Sealed> {
     // of a 254 KiB ingest; benches/results). Advice only: nothing is lost.
     // SAFETY: plain system call on a descriptor we own.
     unsafe {
-        libc::posix_fadvise(job.file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
+        libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED);
     }
     Ok(Sealed::File {
         path: job.sealed_path,
