@@ -456,6 +456,7 @@ async fn flush_while_needed(mut role: FlusherRole) {
             let Some((target, files)) = log.flush_targets() else {
                 break;
             };
+            role.in_flight = Some(target);
             let started = Instant::now();
             let mut result = Ok(());
             for file in &files {
@@ -465,6 +466,7 @@ async fn flush_while_needed(mut role: FlusherRole) {
                 }
             }
             log.count_flush(started.elapsed());
+            role.in_flight = None;
             if let Err(error) = log.flush_done(target, result, files) {
                 telemetry::FLUSH_FAILED.emit(&[
                     ("stream", log.stream_id.as_str().into()),
@@ -490,6 +492,8 @@ async fn flush_while_needed(mut role: FlusherRole) {
 struct FlusherRole {
     log: Arc<StreamLog>,
     held: bool,
+    /// The target of the group commit under way, if any.
+    in_flight: Option<u64>,
     tasks: Rc<Cell<usize>>,
 }
 
@@ -500,6 +504,7 @@ impl FlusherRole {
         FlusherRole {
             log,
             held: true,
+            in_flight: None,
             tasks,
         }
     }
@@ -513,6 +518,9 @@ impl FlusherRole {
 
 impl Drop for FlusherRole {
     fn drop(&mut self) {
+        if let Some(target) = self.in_flight.take() {
+            self.log.abandon_flush(target);
+        }
         self.release();
         self.tasks.set(self.tasks.get() - 1);
     }

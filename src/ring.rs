@@ -599,6 +599,20 @@ impl StreamLog {
         outcome
     }
 
+    /// Gives back the lane of a group commit started by
+    /// [`StreamLog::flush_targets`] that will never end (its task was
+    /// dropped, mid-flush, with its worker's runtime): it counts as not
+    /// run, so the records it would have covered need a flush again. No
+    /// position becomes durable.
+    pub fn abandon_flush(&self, target: u64) {
+        let durable = self.durable_position.load(Ordering::SeqCst);
+        let _ = self
+            .started_target
+            .compare_exchange(target, durable, Ordering::SeqCst, Ordering::SeqCst);
+        self.flushes_running.fetch_sub(1, Ordering::SeqCst);
+        self.wake_flush_waiters();
+    }
+
     /// Counts one group commit that took `took`, for `/metrics`.
     pub fn count_flush(&self, took: std::time::Duration) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
@@ -880,6 +894,24 @@ mod tests {
         assert_eq!(files_2.len(), 1, "the retired segment is known durable");
         log.flush_done(target_2, Ok(()), files_2).expect("flushed");
         assert!(log.is_durable(second));
+        logs.close_where(|_| true);
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
+    #[test]
+    fn an_abandoned_flush_frees_its_lane_and_its_records_need_a_flush_again() {
+        let (data_dir, logs) = logs_with("abandon", 1 << 20, true);
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let end = write_one(&log, b"{\"n\":1}\n");
+        let (target, _files) = log.flush_targets().expect("a flush");
+        assert!(!log.needs_flush(), "a started flush covers the record");
+        log.abandon_flush(target);
+        assert!(!log.is_durable(end), "nothing became durable");
+        assert!(log.needs_flush(), "the record needs a flush again");
+        let (again, files) = log.flush_targets().expect("the lane is free again");
+        assert_eq!(again, end);
+        log.flush_done(again, Ok(()), files).expect("flushed");
+        assert!(log.is_durable(end));
         logs.close_where(|_| true);
         std::fs::remove_dir_all(&data_dir).expect("cleanup");
     }
