@@ -343,12 +343,7 @@ impl StreamLog {
             let Ok(mut state) = self.writer.try_lock() else {
                 return;
             };
-            let now_ms = self.settings.clock.now_ms();
-            while let Some(entry) = self.ring.pop() {
-                let outcome = self.write(&mut state, &entry.record, now_ms);
-                self.written_position.store(state.position, Ordering::Release);
-                entry.ticket.complete(outcome, state.position);
-            }
+            self.drain(&mut state, self.settings.clock.now_ms());
             drop(state);
             fence(Ordering::SeqCst);
             if self.ring.is_empty() {
@@ -366,16 +361,22 @@ impl StreamLog {
         fence(Ordering::SeqCst);
         let mut state = self.writer.try_lock().ok()?;
         let now_ms = self.settings.clock.now_ms();
-        while let Some(entry) = self.ring.pop() {
-            let outcome = self.write(&mut state, &entry.record, now_ms);
-            self.written_position.store(state.position, Ordering::Release);
-            entry.ticket.complete(outcome, state.position);
-        }
+        self.drain(&mut state, now_ms);
         let outcome = self.write(&mut state, record, now_ms);
         let end = state.position;
         self.written_position.store(end, Ordering::Release);
         self.release(state);
         Some((outcome, end))
+    }
+
+    /// Writes every record waiting in the ring, in order, and completes
+    /// their tickets. The caller holds the writer flag.
+    fn drain(&self, state: &mut WriterState, now_ms: i64) {
+        while let Some(entry) = self.ring.pop() {
+            let outcome = self.write(state, &entry.record, now_ms);
+            self.written_position.store(state.position, Ordering::Release);
+            entry.ticket.complete(outcome, state.position);
+        }
     }
 
     /// Gives the writer flag back, then drains the records that producers
@@ -516,11 +517,7 @@ impl StreamLog {
     pub fn close(&self) {
         let mut state = self.writer.lock().expect("writer state is never poisoned");
         let now_ms = self.settings.clock.now_ms();
-        while let Some(entry) = self.ring.pop() {
-            let outcome = self.write(&mut state, &entry.record, now_ms);
-            self.written_position.store(state.position, Ordering::Release);
-            entry.ticket.complete(outcome, state.position);
-        }
+        self.drain(&mut state, now_ms);
         self.closed.store(true, Ordering::Release);
         self.retire(&mut state);
         self.release(state);
