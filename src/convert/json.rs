@@ -212,20 +212,14 @@ fn refusal_reason(body: &[u8]) -> ConvertError {
     }
 }
 
+/// One JSON container being parsed; `OBJECT` when its bit in the stack is 1.
+const OBJECT: u128 = 1;
+
 /// The scalar scanner's conversion: validates `body` (a leading BOM
 /// skipped) and appends its line to `out`, or says why not (leaving `out`
 /// with a partial line the caller discards). The converter uses it to name
 /// the reason for a refusal; tests compare it with the fast path.
 pub fn reference_convert(body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
-    convert_into(body, out)
-}
-
-/// One JSON container being parsed; `OBJECT` when its bit in the stack is 1.
-const OBJECT: u128 = 1;
-
-/// The whole conversion; on error `out` may hold a partial line, which the
-/// caller truncates.
-fn convert_into(body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
     let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
     // Validating UTF-8 up front lets the scanner below treat every byte at
     // or above 0x80 inside a string as part of a valid character.
