@@ -6,10 +6,8 @@
 //! Everything acknowledged before the crash is in that prefix: records are
 //! appended by one writer at a time, so a crash can only cut the last one.
 
-use std::fs::OpenOptions;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::format;
 use super::writer::{self, SealJob, Sealed};
@@ -89,9 +87,7 @@ fn recover_one(open_path: &Path, recovered: &mut Recovered) -> io::Result<()> {
     recovered.segments += 1;
     recovered.records += records;
     recovered.dropped_bytes += (bytes.len() - len) as u64;
-    let file = OpenOptions::new().read(true).write(true).open(open_path)?;
     let job = SealJob {
-        file: Arc::new(file),
         retired: std::time::Instant::now(),
         len_bytes: len as u64,
         records,

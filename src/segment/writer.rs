@@ -206,7 +206,6 @@ impl SegmentWriter {
     /// Stops writing: unmaps the segment and returns what sealing needs.
     pub fn finish(self) -> SealJob {
         SealJob {
-            file: self.file,
             retired: std::time::Instant::now(),
             len_bytes: self.len_bytes as u64,
             records: self.records,
@@ -218,7 +217,6 @@ impl SegmentWriter {
 
 /// A segment that takes no more records and waits to be sealed.
 pub struct SealJob {
-    pub file: Arc<File>,
     /// When the segment stopped taking records, for the seal-lag metric.
     pub retired: std::time::Instant,
     pub len_bytes: u64,
