@@ -413,9 +413,8 @@ fn check_framing(config: &Config, head: &RequestHead<'_>) -> Result<(), Reject> 
 
 /// Waits until the records up to `position` are on stable storage. Group
 /// commits are run by flusher tasks, at most [`crate::ring::FLUSH_LANES`]
-/// per stream (see
-/// [`flush_while_needed`]); a request whose record no started flush covers
-/// starts one when there is room.
+/// per stream (see [`flush_while_needed`]); a request whose record no
+/// started flush covers starts one when there is room.
 async fn wait_durable(
     log: &Arc<StreamLog>,
     position: u64,
@@ -447,8 +446,8 @@ async fn wait_durable(
 /// One of a stream's flushers (at most [`crate::ring::FLUSH_LANES`]): runs
 /// group commits back to back while records wait that no started flush
 /// covers, each covering every record written before it started, then
-/// ends. Two flushers overlap their flushes; flushing without a pause
-/// leaves no gap in which written records wait for nobody.
+/// ends. Flushing without a pause leaves no gap in which written records
+/// wait for nobody.
 async fn flush_while_needed(mut role: FlusherRole) {
     let log = Arc::clone(&role.log);
     loop {
