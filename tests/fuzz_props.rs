@@ -188,6 +188,8 @@ fn http_head_is_the_same_however_the_bytes_arrive() {
         b"\0\0\0\0POST /stream/v0/data/is-AbCDefGH HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET",
         b"\x01\x03\x00\x035;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
         b"\0\0\0\0\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+        // Once refused as bare-line-ending whole, malformed-request-line split.
+        b"\0\0\x01\0=\x9e\n",
     ];
     for case in cases {
         sluice_fuzz::http_head::check(case);

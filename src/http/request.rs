@@ -227,24 +227,64 @@ impl HeadError {
 /// Call it again with the grown buffer after every read while it answers
 /// [`HeadStatus::Partial`]; the limits are checked on partial input too, so
 /// a client cannot make the caller buffer more than the limits allow.
+///
+/// The answer does not depend on how the bytes arrived: a refusal is
+/// decided by the shortest prefix of `buf` that is already refused (see
+/// [`refuse`]), so the whole head and the same head read in pieces get the
+/// same error.
 pub fn parse_head<'b>(buf: &'b [u8], headers: &mut HeaderSlots<'b>) -> Result<HeadStatus<'b>, HeadError> {
-    check_request_line_length(buf)?;
     let mut request = httparse::Request::new(&mut []);
     let head_len = match request.parse_with_uninit_headers(buf, headers) {
-        Ok(httparse::Status::Partial) if buf.len() > HEADER_SECTION_BYTES_MAX => {
-            return Err(HeadError::HeaderSectionTooLarge);
+        Ok(httparse::Status::Partial) => {
+            check_request_line_length(buf)?;
+            if buf.len() > HEADER_SECTION_BYTES_MAX {
+                return Err(HeadError::HeaderSectionTooLarge);
+            }
+            return Ok(HeadStatus::Partial);
         }
-        Ok(httparse::Status::Partial) => return Ok(HeadStatus::Partial),
         Ok(httparse::Status::Complete(head_len)) => head_len,
-        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
-        Err(error) => return Err(classify_parse_error(buf, error)),
+        Err(_) => return Err(refuse(buf)),
     };
+    check_request_line_length(buf)?;
     if head_len > HEADER_SECTION_BYTES_MAX {
         return Err(HeadError::HeaderSectionTooLarge);
     }
     check_line_endings(&buf[..head_len])?;
     let head = interpret(&request)?;
     Ok(HeadStatus::Complete { head, head_len })
+}
+
+/// The error for a buffer httparse refuses, decided by the shortest prefix
+/// it refuses, `buf[..stop]`: read in pieces, every shorter prefix was
+/// `Partial` (or hit a limit first, which this prefix shows too), and the
+/// pieces' answer came from a buffer that begins with exactly these bytes.
+/// Looking at bytes past `stop` would make the answer depend on how TCP
+/// split the request (a bare LF after a bad method byte, a 414 line whose
+/// first bytes are already malformed). Runs only on the error path; httparse
+/// answers every prefix shorter than `stop` with `Partial`, so a binary
+/// search finds it in a few parses of at most the header section's limit.
+fn refuse(buf: &[u8]) -> HeadError {
+    let parse = |len: usize| {
+        let mut headers = header_slots();
+        httparse::Request::new(&mut []).parse_with_uninit_headers(&buf[..len], &mut headers)
+    };
+    let (mut refused, mut partial) = (buf.len(), 0);
+    while refused - partial > 1 {
+        let middle = partial + (refused - partial) / 2;
+        match parse(middle) {
+            Err(_) => refused = middle,
+            Ok(_) => partial = middle,
+        }
+    }
+    let stop = &buf[..refused];
+    if let Err(too_long) = check_request_line_length(stop) {
+        return too_long;
+    }
+    if stop.len() > HEADER_SECTION_BYTES_MAX {
+        return HeadError::HeaderSectionTooLarge;
+    }
+    let error = parse(refused).expect_err("invariant: the search ends on a refused prefix");
+    classify_parse_error(stop, error)
 }
 
 /// Room for the header fields of one head, filled by [`parse_head`]; left
@@ -310,19 +350,18 @@ fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
 
 /// Turns an httparse error into the most precise [`HeadError`]: a bad line
 /// ending or folded line explains many of httparse's errors, so it is looked
-/// for first. This runs only on the error path.
+/// for first (except behind too many fields, which no line ending explains).
+/// This runs only on the error path.
 fn classify_parse_error(buf: &[u8], error: httparse::Error) -> HeadError {
-    if let Err(precise) = check_line_endings(buf) {
-        return precise;
-    }
-    match error {
+    let kind = match error {
+        httparse::Error::TooManyHeaders => return HeadError::TooManyHeaders,
         httparse::Error::Version => HeadError::UnsupportedVersion,
         httparse::Error::HeaderName | httparse::Error::HeaderValue => HeadError::MalformedHeader,
-        httparse::Error::TooManyHeaders => HeadError::TooManyHeaders,
         httparse::Error::Token | httparse::Error::NewLine | httparse::Error::Status => {
             HeadError::MalformedRequestLine
         }
-    }
+    };
+    check_line_endings(buf).err().unwrap_or(kind)
 }
 
 /// The header fields the appliance looks at, gathered in one pass.
@@ -877,8 +916,57 @@ mod tests {
         }
     }
 
-    /// Mutations of a good head must never panic, and any head accepted
-    /// still ends every line in CRLF.
+    /// What the connection sees when `buf` arrives one byte at a time: the
+    /// first answer that is not `Partial`.
+    fn parse_bytewise(buf: &[u8]) -> Result<HeadStatus<'_>, HeadError> {
+        for end in 1..=buf.len() {
+            match parse(&buf[..end]) {
+                Ok(HeadStatus::Partial) => {}
+                answer => return answer,
+            }
+        }
+        Ok(HeadStatus::Partial)
+    }
+
+    #[test]
+    fn refusals_do_not_depend_on_how_the_bytes_arrive() {
+        // Found by fuzzing: a bare LF after a bad method byte. The first byte
+        // alone is already refused, so that is the answer either way.
+        let bad_method = b"=\x9e\n";
+        assert_eq!(parse(&bad_method[..1]), Err(HeadError::MalformedRequestLine));
+        assert_eq!(parse(bad_method), Err(HeadError::MalformedRequestLine));
+        // A request line over the limit whose target is malformed early: a
+        // 400 from its first bytes, not a 414 only when it arrives whole.
+        let long = format!(
+            "POST /a\x01{} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "b".repeat(REQUEST_LINE_BYTES_MAX)
+        );
+        assert_eq!(
+            parse(&long.as_bytes()[..10]),
+            Err(HeadError::MalformedRequestLine)
+        );
+        assert_eq!(parse(long.as_bytes()), Err(HeadError::MalformedRequestLine));
+        // ...and the other way round: too long first, malformed after.
+        let late = format!(
+            "POST /{}\x01 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "b".repeat(REQUEST_LINE_BYTES_MAX)
+        );
+        assert_eq!(parse(late.as_bytes()), Err(HeadError::UriTooLong));
+        // A head over the section limit with a bad field beyond the limit.
+        let big = format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nX-Pad: {}\r\nBad Field: x\r\n\r\n",
+            "p".repeat(HEADER_SECTION_BYTES_MAX)
+        );
+        assert_eq!(parse(big.as_bytes()), Err(HeadError::HeaderSectionTooLarge));
+        assert_eq!(
+            parse(&big.as_bytes()[..HEADER_SECTION_BYTES_MAX + 1]),
+            Err(HeadError::HeaderSectionTooLarge)
+        );
+    }
+
+    /// Mutations of a good head must never panic, any head accepted still
+    /// ends every line in CRLF, and the answer is the same when the bytes
+    /// arrive one at a time.
     #[test]
     fn mutated_heads_never_panic() {
         let good = request(
@@ -898,9 +986,13 @@ mod tests {
                 let at = (state % buf.len() as u64) as usize;
                 buf[at] = replacements[(state >> 32) as usize % replacements.len()];
             }
-            if let Ok(HeadStatus::Complete { head_len, .. }) = parse(&buf) {
+            let whole = parse(&buf);
+            if let Ok(HeadStatus::Complete { head_len, .. }) = whole {
                 assert!(head_len <= buf.len());
                 check_line_endings(&buf[..head_len]).expect("accepted heads use CRLF only");
+            }
+            if state % 8 == 0 {
+                assert_eq!(parse_bytewise(&buf), whole, "{:?}", String::from_utf8_lossy(&buf));
             }
         }
     }
