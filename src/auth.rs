@@ -94,6 +94,9 @@ const _: () = assert!(SEGMENT_DECODED_BYTES_MAX * 4 >= TOKEN_BYTES_MAX * 3);
 pub enum AuthError {
     /// The request has no `Authorization` header.
     Missing,
+    /// The request has no `X-Amperity-Tenant` header (or an empty one), so
+    /// no token can be for its tenant.
+    TenantMissing,
     /// The value is not `Bearer <a>.<b>.<c>` with strict base64url segments
     /// holding JSON objects of the right shape, or it is too long.
     Malformed,
@@ -126,6 +129,7 @@ impl AuthError {
     pub fn kind(self) -> &'static str {
         match self {
             AuthError::Missing => "token-missing",
+            AuthError::TenantMissing => "tenant-missing",
             AuthError::Malformed => "token-malformed",
             AuthError::Algorithm => "token-algorithm",
             AuthError::UnknownKey => "token-unknown-key",
@@ -143,6 +147,7 @@ impl AuthError {
     pub fn message(self) -> &'static str {
         match self {
             AuthError::Missing => "The request has no Authorization header.",
+            AuthError::TenantMissing => "The request has no X-Amperity-Tenant header.",
             AuthError::Malformed => "The Authorization header is not a well-formed Bearer JWT.",
             AuthError::Algorithm => "The token is not signed with HS256.",
             AuthError::UnknownKey => "The token's key id does not name a live API key of this tenant.",
@@ -216,6 +221,7 @@ pub fn verify(
     now_unix: i64,
 ) -> Result<(), AuthError> {
     let token = bearer_token(authorization.ok_or(AuthError::Missing)?)?;
+    require_tenant(tenant_header)?;
     verify_token(token, tenant_header, snapshot, now_unix).map(|_| ())
 }
 
@@ -237,6 +243,15 @@ fn verify_token(
     let mut claims_bytes = [0u8; SEGMENT_DECODED_BYTES_MAX];
     let claims = read_claims(segments.claims, &mut claims_bytes)?;
     check_claims(&claims, tenant_header, kid, key, now_unix)
+}
+
+/// A token is for the tenant the request names, so a request that names
+/// none is refused before its token is looked at.
+fn require_tenant(tenant_header: &[u8]) -> Result<(), AuthError> {
+    if tenant_header.is_empty() {
+        return Err(AuthError::TenantMissing);
+    }
+    Ok(())
 }
 
 /// Strips the `Bearer` scheme and surrounding whitespace, returning the token.
@@ -428,6 +443,7 @@ impl TokenCache {
             self.generation = snapshot.generation;
         }
         let token = bearer_token(authorization.ok_or(AuthError::Missing)?)?;
+        require_tenant(tenant_header)?;
         let cached = self
             .slots
             .iter()
@@ -1032,7 +1048,11 @@ mod tests {
         );
         assert_eq!(
             verify(Some(&good), b"", &snapshot, NOW),
-            Err(AuthError::UnknownKey)
+            Err(AuthError::TenantMissing)
+        );
+        assert_eq!(
+            TokenCache::default().verify(Some(&good), b"", &snapshot, NOW),
+            Err(AuthError::TenantMissing)
         );
     }
 
@@ -1163,9 +1183,10 @@ mod tests {
             WrongSubject,
             Scope,
             MissingClaim,
+            TenantMissing,
         ];
         for (i, a) in all.iter().enumerate() {
-            assert!(a.kind().starts_with("token-"));
+            assert!(a.kind().starts_with("token-") || *a == TenantMissing);
             assert!(a.message().ends_with('.'));
             for b in &all[i + 1..] {
                 assert_ne!(a.kind(), b.kind());

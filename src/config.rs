@@ -62,16 +62,30 @@ pub struct Config {
     pub clock_offset_ms: i64,
 }
 
-/// Per-tenant request rates.
+/// Request rates (SPEC §1: 429 "over the tenant's or stream's rate
+/// limit"). A request must fit both its tenant's and its stream's limit.
 #[derive(Clone, Debug, Default)]
 pub struct RateLimits {
+    /// Every tenant without a limit of its own.
     pub default_per_second: Option<u32>,
     pub tenants: HashMap<String, u32>,
+    /// By stream id; a stream without an entry has no limit of its own.
+    pub streams: HashMap<String, u32>,
 }
 
 impl RateLimits {
     pub fn for_tenant(&self, tenant: &str) -> Option<u32> {
         self.tenants.get(tenant).copied().or(self.default_per_second)
+    }
+
+    pub fn for_stream(&self, stream_id: &str) -> Option<u32> {
+        self.streams.get(stream_id).copied()
+    }
+
+    /// Whether any limit is set at all (the request path skips the
+    /// buckets otherwise).
+    pub fn is_empty(&self) -> bool {
+        self.default_per_second.is_none() && self.tenants.is_empty() && self.streams.is_empty()
     }
 }
 
@@ -104,6 +118,8 @@ struct RawRateLimit {
     default_per_second: Option<u32>,
     #[serde(default)]
     tenants: HashMap<String, u32>,
+    #[serde(default)]
+    streams: HashMap<String, u32>,
 }
 
 /// The embedded defaults (SPEC §7).
@@ -277,6 +293,11 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
             return Err(format!("rate_limit.tenants.{tenant} = 0: must be at least 1"));
         }
     }
+    for (stream, rate) in &rate_limit.streams {
+        if *rate == 0 {
+            return Err(format!("rate_limit.streams.{stream} = 0: must be at least 1"));
+        }
+    }
     if rate_limit.default_per_second == Some(0) {
         return Err("rate_limit.default_per_second = 0: must be at least 1".to_owned());
     }
@@ -307,6 +328,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         rate_limits: RateLimits {
             default_per_second: rate_limit.default_per_second,
             tenants: rate_limit.tenants,
+            streams: rate_limit.streams,
         },
         log_level,
         no_work_baseline: raw.no_work_baseline.unwrap_or(false),
@@ -345,6 +367,17 @@ mod tests {
         assert_eq!(config.workers, 3);
         assert_eq!(config.rate_limits.for_tenant("acme"), Some(500));
         assert_eq!(config.rate_limits.for_tenant("other"), Some(10));
+        assert_eq!(config.rate_limits.for_stream("is-AbCDefGH"), None);
+        let raw: RawConfig = toml::from_str("[rate_limit]\nstreams = { is-AbCDefGH = 7 }\n").expect("parses");
+        let config = validate(raw).expect("valid");
+        assert_eq!(config.rate_limits.for_stream("is-AbCDefGH"), Some(7));
+        assert_eq!(config.rate_limits.for_tenant("acme"), None);
+        let raw: RawConfig = toml::from_str("[rate_limit]\nstreams = { is-AbCDefGH = 0 }\n").expect("parses");
+        assert!(
+            validate(raw)
+                .expect_err("zero")
+                .starts_with("rate_limit.streams.is-AbCDefGH")
+        );
 
         let bad: &[(&str, &str)] = &[
             ("durability = \"fast\"", "durability"),

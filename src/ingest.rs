@@ -125,11 +125,17 @@ impl Reject {
     }
 
     /// True when the connection must be closed after the response: the
-    /// request's framing can no longer be trusted, or its body was not read.
+    /// request was malformed (SPEC §1: "a malformed request answers once and
+    /// closes the connection" — its head, its framing or its body, every
+    /// 400), or its body was not read, or the appliance is stopping.
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
-            Reject::Head(_) | Reject::PayloadTooLarge | Reject::BadChunk | Reject::ShuttingDown
+            Reject::Head(_)
+                | Reject::Body(_)
+                | Reject::PayloadTooLarge
+                | Reject::BadChunk
+                | Reject::ShuttingDown
         )
     }
 }
@@ -145,10 +151,39 @@ pub struct Admitted {
     pub flush_timeout: Option<Duration>,
 }
 
-/// A per-tenant token bucket (per worker: each worker gets its share).
+/// A tenant's or stream's token bucket (per worker: each worker gets its
+/// share of the limit).
 struct Bucket {
     tokens: f64,
     refilled: Instant,
+}
+
+impl Bucket {
+    /// The bucket of `key` in `buckets`, refilled at `rate / workers` per
+    /// second up to that many tokens (at least one).
+    fn refill<'m>(
+        buckets: &'m mut FastMap<String, Bucket>,
+        key: &str,
+        rate: u32,
+        workers: f64,
+        now: Instant,
+    ) -> &'m mut Bucket {
+        let share = (f64::from(rate) / workers).max(1.0);
+        if !buckets.contains_key(key) {
+            buckets.insert(
+                key.to_owned(),
+                Bucket {
+                    tokens: share,
+                    refilled: now,
+                },
+            );
+        }
+        let bucket = buckets.get_mut(key).expect("just ensured");
+        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * share).min(share);
+        bucket.refilled = now;
+        bucket
+    }
 }
 
 /// What one worker thread keeps between requests.
@@ -171,7 +206,8 @@ pub struct Worker {
     /// The buffer records are converted into; reused while records are
     /// written at once, handed to the ring (and replaced) when not.
     record: RefCell<Vec<u8>>,
-    buckets: RefCell<FastMap<String, Bucket>>,
+    tenant_buckets: RefCell<FastMap<String, Bucket>>,
+    stream_buckets: RefCell<FastMap<String, Bucket>>,
     pub shutting_down: Arc<AtomicBool>,
     /// Open connections on this worker.
     pub connections: Cell<usize>,
@@ -206,7 +242,8 @@ impl Worker {
             json: RefCell::new(JsonConverter::new()),
             xml: RefCell::new(XmlConverter::new()),
             record: RefCell::new(Vec::new()),
-            buckets: RefCell::new(FastMap::default()),
+            tenant_buckets: RefCell::new(FastMap::default()),
+            stream_buckets: RefCell::new(FastMap::default()),
             shutting_down,
             connections: Cell::new(0),
             flusher_tasks: Rc::new(Cell::new(0)),
@@ -279,7 +316,7 @@ impl Worker {
             return Err(Reject::UnsupportedMediaType);
         }
         check_framing(&config, head)?;
-        self.take_token(&config, tenant)?;
+        self.take_token(&config, tenant, stream_id)?;
         let log = self.log_for(tenant, stream_id, format);
         let flush_timeout =
             (config.durability == Durability::Disk).then(|| Duration::from_millis(config.store_timeout_ms));
@@ -317,27 +354,31 @@ impl Worker {
         log
     }
 
-    fn take_token(&self, config: &Config, tenant: &str) -> Result<(), Reject> {
-        let Some(rate) = config.rate_limits.for_tenant(tenant) else {
+    /// Takes one request's token from its tenant's and its stream's bucket
+    /// (each limit is shared among the workers), or refuses with 429 and
+    /// takes nothing when either is empty.
+    fn take_token(&self, config: &Config, tenant: &str, stream_id: &str) -> Result<(), Reject> {
+        let limits = &config.rate_limits;
+        if limits.is_empty() {
             return Ok(());
-        };
-        let share = (rate as f64 / config.workers as f64).max(1.0);
-        let mut buckets = self.buckets.borrow_mut();
+        }
         let now = Instant::now();
-        let bucket = match buckets.get_mut(tenant) {
-            Some(bucket) => bucket,
-            None => buckets.entry(tenant.to_owned()).or_insert(Bucket {
-                tokens: share,
-                refilled: now,
-            }),
-        };
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * share).min(share);
-        bucket.refilled = now;
-        if bucket.tokens < 1.0 {
+        let workers = config.workers as f64;
+        let mut tenant_buckets = self.tenant_buckets.borrow_mut();
+        let mut stream_buckets = self.stream_buckets.borrow_mut();
+        let mut tenant_bucket = limits
+            .for_tenant(tenant)
+            .map(|rate| Bucket::refill(&mut tenant_buckets, tenant, rate, workers, now));
+        let mut stream_bucket = limits
+            .for_stream(stream_id)
+            .map(|rate| Bucket::refill(&mut stream_buckets, stream_id, rate, workers, now));
+        let full = |bucket: &Option<&mut Bucket>| bucket.as_ref().is_none_or(|bucket| bucket.tokens >= 1.0);
+        if !full(&tenant_bucket) || !full(&stream_bucket) {
             return Err(Reject::RateLimited);
         }
-        bucket.tokens -= 1.0;
+        for bucket in [&mut tenant_bucket, &mut stream_bucket].into_iter().flatten() {
+            bucket.tokens -= 1.0;
+        }
         Ok(())
     }
 

@@ -8,11 +8,18 @@
 /// hold this much memory, so it also bounds memory per connection.
 pub const BODY_BYTES_MAX_DEFAULT: usize = 254 * 1024;
 
-/// The largest header section (request line plus headers) before a 431.
+/// The largest header section before a 431: the header field lines with
+/// their CRLFs (RFC 9110 §6.3), not the request line (which has its own
+/// limit) nor the empty line that ends the head.
 pub const HEADER_SECTION_BYTES_MAX: usize = 16 * 1024;
 
 /// The longest request line before a 414.
 pub const REQUEST_LINE_BYTES_MAX: usize = 8 * 1024;
+
+/// The most bytes a request head may take, request line and header section
+/// at their limits with their line endings: what a connection may buffer
+/// before its head is complete or refused.
+pub const HEAD_BYTES_MAX: usize = REQUEST_LINE_BYTES_MAX + 2 + HEADER_SECTION_BYTES_MAX + 2;
 
 /// The most headers one request may carry before a 431. The parser's header
 /// array is this long, so it is also a stack cost per connection task.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Duration;
 
@@ -232,6 +232,19 @@ fn status_codes_follow_the_spec() {
         "v".repeat(17 * 1024)
     );
     assert_eq!(server.send(big.as_bytes()).status, 431);
+    // The header section is the fields: an 8 KiB request line does not eat
+    // into its 16 KiB (here a long query string on a real stream path).
+    let mut raw = good(b"{}");
+    let query = format!("?q={}", "a".repeat(8000));
+    let path_end = raw
+        .windows(9)
+        .position(|w| w == b" HTTP/1.1")
+        .expect("request line");
+    raw.splice(path_end..path_end, query.bytes());
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("head end");
+    let pad = format!("\r\nX-Pad: {}", "p".repeat(15 * 1024));
+    raw.splice(at..at, pad.bytes());
+    assert_eq!(server.send(&raw).status, 202);
     let long = format!("POST /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9 * 1024));
     assert_eq!(server.send(long.as_bytes()).status, 414);
     assert!(server.stop().success());
@@ -271,6 +284,13 @@ fn body_limit_is_exact_and_413_comes_from_the_declared_length() {
     let r = read_response(&mut stream).expect("413 before the body");
     assert_eq!((r.status, r.error_kind().as_str()), (413, "payload-too-large"));
     assert!(is_closed(&mut stream));
+    // A declared length past 64 bits is a length all the same: 413, not 400.
+    let huge = head.replace(
+        &format!("Content-Length: {}", limit + 1),
+        "Content-Length: 18446744073709551616",
+    );
+    let r = server.send(huge.as_bytes());
+    assert_eq!((r.status, r.error_kind().as_str()), (413, "payload-too-large"));
     assert!(server.stop().success());
 }
 
@@ -405,7 +425,8 @@ fn every_token_rejection_is_401() {
         "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\nContent-Length: 2\r\n\r\n{{}}",
         s.json_stream, s.token
     );
-    assert_eq!(server.send(raw.as_bytes()).status, 401);
+    let r = server.send(raw.as_bytes());
+    assert_eq!((r.status, r.error_kind().as_str()), (401, "tenant-missing"));
     assert!(server.stop().success());
 }
 
@@ -497,9 +518,9 @@ fn keep_alive_pipelining_http10_and_continue() {
     let s = setup(&data, "acme");
     let server = Server::start(&data);
     // Three pipelined requests in one write, answered in order; the second
-    // is rejected without closing.
+    // is rejected (its body skipped) without closing.
     let mut raw = post(&s.json_stream, "acme", &s.token, "application/json", b"{\"n\":1}");
-    raw.extend(post(&s.json_stream, "acme", &s.token, "application/json", b"[2]"));
+    raw.extend(post(&s.json_stream, "acme", &s.token, "text/plain", b"{\"n\":2}"));
     raw.extend(post(
         &s.json_stream,
         "acme",
@@ -512,7 +533,7 @@ fn keep_alive_pipelining_http10_and_continue() {
     let statuses: Vec<u16> = (0..3)
         .map(|_| read_response(&mut stream).expect("response").status)
         .collect();
-    assert_eq!(statuses, [202, 400, 202]);
+    assert_eq!(statuses, [202, 415, 202]);
     // Same connection still usable.
     stream
         .write_all(&post(
@@ -524,6 +545,56 @@ fn keep_alive_pipelining_http10_and_continue() {
         ))
         .expect("write");
     assert_eq!(read_response(&mut stream).expect("response").status, 202);
+
+    // A malformed body is a malformed request: answered once, then the
+    // connection closes and what was pipelined after it is not read.
+    let mut raw = post(&s.json_stream, "acme", &s.token, "application/json", b"{\"n\":7}");
+    raw.extend(post(&s.json_stream, "acme", &s.token, "application/json", b"[8]"));
+    raw.extend(post(
+        &s.json_stream,
+        "acme",
+        &s.token,
+        "application/json",
+        b"{\"n\":9}",
+    ));
+    let mut stream = server.connect();
+    stream.write_all(&raw).expect("write");
+    assert_eq!(read_response(&mut stream).expect("response").status, 202);
+    let r = read_response(&mut stream).expect("response");
+    assert_eq!((r.status, r.header("connection")), (400, Some("close")));
+    assert!(is_closed(&mut stream));
+
+    // HEAD on a stream path: 405 with its header fields but no content, so
+    // the pipelined POST after it is answered right after its head.
+    let mut raw = format!(
+        "HEAD /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\n\r\n",
+        s.json_stream
+    )
+    .into_bytes();
+    raw.extend(post(
+        &s.json_stream,
+        "acme",
+        &s.token,
+        "application/json",
+        b"{\"n\":10}",
+    ));
+    let mut stream = server.connect();
+    stream.write_all(&raw).expect("write");
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains("HTTP/1.1 202") {
+        let mut buf = [0u8; 4096];
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let (head_answer, rest) = text.split_once("\r\n\r\n").expect("a head");
+    assert!(head_answer.starts_with("HTTP/1.1 405 "), "{text}");
+    assert!(head_answer.contains("Allow: POST"), "{text}");
+    assert!(
+        rest.starts_with("HTTP/1.1 202 "),
+        "no content after a HEAD answer: {text}"
+    );
 
     // HTTP/1.0 without Host: answered, then closed.
     let raw = format!(
@@ -557,7 +628,15 @@ fn keep_alive_pipelining_http10_and_continue() {
     lines.sort();
     assert_eq!(
         lines,
-        ["{\"n\":1}", "{\"n\":3}", "{\"n\":4}", "{\"n\":5}", "{\"n\":6}"]
+        [
+            "{\"n\":10}",
+            "{\"n\":1}",
+            "{\"n\":3}",
+            "{\"n\":4}",
+            "{\"n\":5}",
+            "{\"n\":6}",
+            "{\"n\":7}"
+        ]
     );
 }
 
@@ -653,6 +732,35 @@ fn rate_limits_answer_429_with_retry_after() {
         statuses.push(r.status);
     }
     assert!(statuses.contains(&202) && statuses.contains(&429), "{statuses:?}");
+    assert!(server.stop().success());
+
+    // A stream's own limit: that stream gets 429s, the tenant's other
+    // stream (no limit of its own, and no tenant limit) never does.
+    std::fs::write(
+        &config,
+        format!("[rate_limit]\nstreams = {{ {} = 2 }}\n", s.json_stream),
+    )
+    .expect("write config");
+    let server = Server::start_with(&data, &["--config", config.to_str().expect("utf-8")], &[]);
+    let limited = post(&s.json_stream, "acme", &s.token, "application/json", b"{}");
+    let free = post(&s.xml_stream, "acme", &s.token, "application/xml", b"<a/>");
+    let mut stream = server.connect();
+    let (mut limited_statuses, mut free_statuses) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        stream.write_all(&limited).expect("write");
+        let r = read_response(&mut stream).expect("response");
+        if r.status == 429 {
+            assert_eq!(r.header("Retry-After"), Some("1"));
+        }
+        limited_statuses.push(r.status);
+        stream.write_all(&free).expect("write");
+        free_statuses.push(read_response(&mut stream).expect("response").status);
+    }
+    assert!(
+        limited_statuses.contains(&202) && limited_statuses.contains(&429),
+        "{limited_statuses:?}"
+    );
+    assert_eq!(free_statuses, [202; 10]);
     assert!(server.stop().success());
 }
 

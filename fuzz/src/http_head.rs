@@ -15,7 +15,7 @@
 
 use sluice::http::body::{ChunkError, ChunkedDecoder};
 use sluice::http::request::{BodyFraming, HeadError, HeadStatus, parse_head};
-use sluice::limits::HEADER_SECTION_BYTES_MAX;
+use sluice::limits::HEAD_BYTES_MAX;
 
 use super::Input;
 
@@ -57,7 +57,7 @@ fn check_request(wire: &[u8], split_seed: usize, body_max: usize) {
     }
     match whole {
         Ok(HeadStatus::Complete { head, head_len }) => {
-            assert!(head_len <= wire.len() && head_len <= HEADER_SECTION_BYTES_MAX);
+            assert!(head_len <= wire.len() && head_len <= HEAD_BYTES_MAX);
             assert!(
                 wire[..head_len].ends_with(b"\r\n\r\n"),
                 "a complete head ends with an empty line"
@@ -68,7 +68,7 @@ fn check_request(wire: &[u8], split_seed: usize, body_max: usize) {
         }
         Ok(HeadStatus::Partial) => {
             assert!(
-                wire.len() <= HEADER_SECTION_BYTES_MAX,
+                wire.len() <= HEAD_BYTES_MAX,
                 "a partial head stays within the limit"
             );
         }

@@ -633,16 +633,12 @@ impl Store {
 }
 
 /// The bytes of a secret file that are the key: all of them, less one
-/// trailing line ending. SPEC §2 says "less one trailing newline"; we count
-/// `\r\n` as one newline too, because a secret typed into a Windows editor
-/// means the text without its line ending, and a secret is never meant to
-/// end in a carriage return. Nothing else is trimmed: spaces and further
-/// newlines are part of the key.
+/// trailing newline (`\n`), exactly as SPEC §2 says. Nothing else is
+/// trimmed: a CR before that newline, spaces and further newlines are part
+/// of the key, so every appliance that imports the same file (and any JWT
+/// library given the same bytes) uses the same key.
 pub fn secret_from_file_bytes(bytes: &[u8]) -> &[u8] {
-    match bytes.strip_suffix(b"\n") {
-        Some(rest) => rest.strip_suffix(b"\r").unwrap_or(rest),
-        None => bytes,
-    }
+    bytes.strip_suffix(b"\n").unwrap_or(bytes)
 }
 
 /// Reads an operator-supplied secret file (SPEC §2) and checks its length,
@@ -995,7 +991,7 @@ mod tests {
         let cases: &[(&[u8], &[u8])] = &[
             (b"abc", b"abc"),
             (b"abc\n", b"abc"),
-            (b"abc\r\n", b"abc"),
+            (b"abc\r\n", b"abc\r"),
             (b"abc\n\n", b"abc\n"),
             (b"abc\r", b"abc\r"),
             (b"abc \n", b"abc "),
@@ -1017,7 +1013,14 @@ mod tests {
         type Case = (Vec<u8>, Result<Vec<u8>, &'static str>);
         let cases: Vec<Case> = vec![
             ([&thirty_two[..], b"\n"].concat(), Ok(thirty_two.to_vec())),
-            ([&thirty_two[..], b"\r\n"].concat(), Ok(thirty_two.to_vec())),
+            (
+                [&thirty_two[..], b"\r\n"].concat(),
+                Ok([&thirty_two[..], b"\r"].concat()),
+            ),
+            (
+                [&thirty_two[..31], b"\r\n"].concat(),
+                Ok([&thirty_two[..31], b"\r"].concat()),
+            ),
             (thirty_two.to_vec(), Ok(thirty_two.to_vec())),
             ([&thirty_two[..31], b"\n"].concat(), Err("secret-too-short")),
             (

@@ -66,10 +66,23 @@ pub async fn refuse(mut stream: TcpStream, worker: Rc<Worker>) {
 }
 
 fn write_reject(worker: &Worker, output: &mut Vec<u8>, reject: Reject, keep_alive: bool) {
+    write_reject_to(worker, output, reject, keep_alive, false);
+}
+
+/// [`write_reject`] that knows whether the request was a HEAD, whose
+/// answer carries no content.
+fn write_reject_to(
+    worker: &Worker,
+    output: &mut Vec<u8>,
+    reject: Reject,
+    keep_alive: bool,
+    head_request: bool,
+) {
     worker.stats.count_response(reject.status());
     let extra = ErrorExtra {
         retry_after_seconds: reject.retry_after_seconds(),
         allow_post: reject == Reject::MethodNotAllowed,
+        head_request,
     };
     response::write_error(
         output,
@@ -106,6 +119,8 @@ struct Head {
     framing: BodyFraming,
     keep_alive: bool,
     expect: Expect,
+    /// The method was HEAD (its answer has no content).
+    head_request: bool,
 }
 
 /// How a read ended.
@@ -166,6 +181,7 @@ impl Connection {
                             framing: head.framing,
                             keep_alive: head.keep_alive && !worker.is_shutting_down(),
                             expect: head.expect,
+                            head_request: head.method_raw == "HEAD",
                         }));
                     }
                     Ok(HeadStatus::Partial) => {}
@@ -208,13 +224,13 @@ impl Connection {
         };
         let keep_alive = head.keep_alive && !reject.closes_connection() && head.expect != Expect::Continue;
         let Some(skip) = skip.filter(|_| keep_alive) else {
-            write_reject(worker, &mut self.output, reject, false);
+            write_reject_to(worker, &mut self.output, reject, false, head.head_request);
             return Ok(false);
         };
         if !self.fill_to(worker, head.head_len + skip).await? {
             return Ok(false);
         }
-        write_reject(worker, &mut self.output, reject, true);
+        write_reject_to(worker, &mut self.output, reject, true, head.head_request);
         self.input.drain(..head.head_len + skip);
         Ok(true)
     }

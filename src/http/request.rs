@@ -236,22 +236,44 @@ pub fn parse_head<'b>(buf: &'b [u8], headers: &mut HeaderSlots<'b>) -> Result<He
     let mut request = httparse::Request::new(&mut []);
     let head_len = match request.parse_with_uninit_headers(buf, headers) {
         Ok(httparse::Status::Partial) => {
-            check_request_line_length(buf)?;
-            if buf.len() > HEADER_SECTION_BYTES_MAX {
-                return Err(HeadError::HeaderSectionTooLarge);
-            }
+            check_partial_limits(buf)?;
             return Ok(HeadStatus::Partial);
         }
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Err(_) => return Err(refuse(buf)),
     };
-    check_request_line_length(buf)?;
-    if head_len > HEADER_SECTION_BYTES_MAX {
+    let line = request_line(&buf[..head_len])?;
+    let line_end = line
+        .end
+        .expect("invariant: a complete head holds a complete request line");
+    // The fields and their CRLFs: the head less its request line (and any
+    // empty lines before it) and less the empty line that ends it.
+    let fields_len = head_len.saturating_sub(line_end + 2);
+    if line.start + fields_len > HEADER_SECTION_BYTES_MAX {
         return Err(HeadError::HeaderSectionTooLarge);
     }
     check_line_endings(&buf[..head_len])?;
     let head = interpret(&request)?;
     Ok(HeadStatus::Complete { head, head_len })
+}
+
+/// The limits on a head that has not fully arrived: a request line already
+/// too long (414), or more header-section bytes than a head within the
+/// limit could hold (431), so a client cannot make the caller buffer more.
+/// Both only ever turn from `Ok` to `Err` as the buffer grows.
+fn check_partial_limits(buf: &[u8]) -> Result<(), HeadError> {
+    let line = request_line(buf)?;
+    let section_len = line.start
+        + match line.end {
+            Some(end) => buf.len() - end,
+            None => 0,
+        };
+    // The section's bytes so far are its fields plus at most one byte of
+    // the CRLF that ends the head (else httparse would have completed it).
+    if section_len > HEADER_SECTION_BYTES_MAX + 1 {
+        return Err(HeadError::HeaderSectionTooLarge);
+    }
+    Ok(())
 }
 
 /// The error for a buffer httparse refuses, decided by the shortest prefix
@@ -277,11 +299,8 @@ fn refuse(buf: &[u8]) -> HeadError {
         }
     }
     let stop = &buf[..refused];
-    if let Err(too_long) = check_request_line_length(stop) {
-        return too_long;
-    }
-    if stop.len() > HEADER_SECTION_BYTES_MAX {
-        return HeadError::HeaderSectionTooLarge;
+    if let Err(over_a_limit) = check_partial_limits(stop) {
+        return over_a_limit;
     }
     let error = parse(refused).expect_err("invariant: the search ends on a refused prefix");
     classify_parse_error(stop, error)
@@ -296,13 +315,21 @@ pub fn header_slots<'b>() -> HeaderSlots<'b> {
     [const { MaybeUninit::uninit() }; HEADERS_COUNT_MAX]
 }
 
-/// Refuses a request line that is already known to be over the limit.
-///
-/// Leading empty lines are skipped, as httparse does (RFC 9112 §2.2 allows a
-/// server to ignore them). The line's length excludes its CRLF; a trailing CR
-/// at the very end of the buffer may be the start of the CRLF, so it is not
+/// Where the request line lies in a buffer that starts a head.
+struct RequestLine {
+    /// Its first byte: leading empty lines are skipped, as httparse does
+    /// (RFC 9112 §2.2 allows a server to ignore them). They count against
+    /// the header section's limit, so endless empty lines are bounded too.
+    start: usize,
+    /// Just past its LF, once that has arrived.
+    end: Option<usize>,
+}
+
+/// Finds the request line, refusing one that is already known to be over
+/// the limit (414). The line's length excludes its CRLF; a trailing CR at
+/// the very end of the buffer may be the start of the CRLF, so it is not
 /// counted until the next byte proves otherwise.
-fn check_request_line_length(buf: &[u8]) -> Result<(), HeadError> {
+fn request_line(buf: &[u8]) -> Result<RequestLine, HeadError> {
     let start = buf
         .iter()
         .position(|&byte| byte != b'\r' && byte != b'\n')
@@ -311,15 +338,16 @@ fn check_request_line_length(buf: &[u8]) -> Result<(), HeadError> {
     // A line of the longest allowed length plus CRLF fits in this window, so
     // a line with no LF inside it is certainly too long.
     let window = &rest[..rest.len().min(REQUEST_LINE_BYTES_MAX + 2)];
-    let line = match memchr::memchr(b'\n', window) {
-        Some(lf) => &window[..lf],
-        None => window,
-    };
+    let lf = memchr::memchr(b'\n', window);
+    let line = lf.map_or(window, |lf| &window[..lf]);
     let line_bytes = line.len() - usize::from(line.last() == Some(&b'\r'));
     if line_bytes > REQUEST_LINE_BYTES_MAX {
         return Err(HeadError::UriTooLong);
     }
-    Ok(())
+    Ok(RequestLine {
+        start,
+        end: lf.map(|lf| start + lf + 1),
+    })
 }
 
 /// Scans a head for a CR not followed by LF, an LF not preceded by CR, and a
@@ -508,10 +536,10 @@ fn parse_content_length(value: &[u8]) -> Result<u64, HeadError> {
         if !byte.is_ascii_digit() {
             return Err(HeadError::InvalidContentLength);
         }
-        length = length
-            .checked_mul(10)
-            .and_then(|tens| tens.checked_add(u64::from(byte - b'0')))
-            .ok_or(HeadError::InvalidContentLength)?;
+        // A length too large for u64 is still a valid length (RFC 9110
+        // §8.6 says to expect large numerals), just over any limit: it
+        // saturates, and the body limit answers 413.
+        length = length.saturating_mul(10).saturating_add(u64::from(byte - b'0'));
     }
     Ok(length)
 }
@@ -558,8 +586,12 @@ pub enum PathMatch<'a> {
 /// Recognises exactly `/stream/v0/data/<id>` with a non-empty id of one path
 /// segment. A query string (`?…`) is ignored because clients add cache
 /// busters and tracing parameters the API gives no meaning to; a trailing
-/// slash or any further segment is not a stream path.
+/// slash or any further segment is not a stream path. The absolute form
+/// (`http://host/stream/v0/data/<id>`), which RFC 9112 §3.2.2 says a server
+/// must accept, names the same path; its authority is not interpreted, like
+/// `Host`.
 pub fn stream_id_from_path(target: &str) -> PathMatch<'_> {
+    let target = strip_scheme_and_authority(target);
     let path = match target.find('?') {
         Some(question) => &target[..question],
         None => target,
@@ -567,6 +599,22 @@ pub fn stream_id_from_path(target: &str) -> PathMatch<'_> {
     match path.strip_prefix(STREAM_PATH_PREFIX) {
         Some(id) if !id.is_empty() && !id.contains('/') => PathMatch::Stream(id),
         _ => PathMatch::Unknown,
+    }
+}
+
+/// The path and query of an absolute-form target (`http://` or `https://`,
+/// scheme case-insensitive); any other target as it is.
+fn strip_scheme_and_authority(target: &str) -> &str {
+    let bytes = target.as_bytes();
+    let after_scheme = ["http://", "https://"].iter().find_map(|scheme| {
+        let prefix = bytes.get(..scheme.len())?;
+        prefix
+            .eq_ignore_ascii_case(scheme.as_bytes())
+            .then(|| &target[scheme.len()..])
+    });
+    match after_scheme {
+        Some(rest) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => target,
     }
 }
 
@@ -638,6 +686,13 @@ mod tests {
             (
                 POST_11,
                 "Host: a\r\ncontent-length: 18446744073709551615\r\n",
+                Length(u64::MAX),
+                true,
+            ),
+            // Past u64: still a length, saturated (and so over any limit).
+            (
+                POST_11,
+                "Host: a\r\nContent-Length: 99999999999999999999999999\r\n",
                 Length(u64::MAX),
                 true,
             ),
@@ -739,7 +794,6 @@ mod tests {
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", InvalidContentLength),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", InvalidContentLength),
             (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", InvalidContentLength),
-            (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", InvalidContentLength),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", InvalidTransferEncoding),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", InvalidTransferEncoding),
             (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", InvalidTransferEncoding),
@@ -840,29 +894,37 @@ mod tests {
         assert_eq!(parse(&partial), Err(HeadError::TooManyHeaders));
     }
 
-    /// A head of exactly `total` bytes: one padding header fills the rest.
-    fn head_of_size(total: usize) -> Vec<u8> {
-        let fixed = request(POST_11, "Host: a\r\nX-Pad: \r\n").len();
-        let buf = request(
-            POST_11,
-            &format!("Host: a\r\nX-Pad: {}\r\n", "p".repeat(total - fixed)),
-        );
-        assert_eq!(buf.len(), total);
-        buf
+    /// A head whose header section (its field lines with their CRLFs) is
+    /// exactly `section` bytes; one padding field fills it.
+    fn head_with_section(line: &str, section: usize) -> Vec<u8> {
+        let fixed = "Host: a\r\nX-Pad: \r\n".len();
+        let fields = format!("Host: a\r\nX-Pad: {}\r\n", "p".repeat(section - fixed));
+        assert_eq!(fields.len(), section);
+        request(line, &fields)
     }
 
     #[test]
     fn header_section_limit() {
-        let exact = head_of_size(HEADER_SECTION_BYTES_MAX);
+        // The section is the fields: the request line does not count.
+        let exact = head_with_section(POST_11, HEADER_SECTION_BYTES_MAX);
         assert_eq!(head(&exact).version, 1);
-        let over = head_of_size(HEADER_SECTION_BYTES_MAX + 1);
+        let longest_line = line_of_length(REQUEST_LINE_BYTES_MAX);
+        let both_at_limit = head_with_section(&longest_line, HEADER_SECTION_BYTES_MAX);
+        assert_eq!(head(&both_at_limit).version, 1);
+        let over = head_with_section(POST_11, HEADER_SECTION_BYTES_MAX + 1);
         assert_eq!(parse(&over), Err(HeadError::HeaderSectionTooLarge));
-        // Still partial but already over the limit: refused without waiting.
+        // Still partial but already over the limit: refused without waiting
+        // (the section so far is its fields plus at most one byte of the
+        // final CRLF, so one byte past that is certainly too many).
+        let line_end = POST_11.len() + 2;
         assert_eq!(
-            parse(&over[..HEADER_SECTION_BYTES_MAX + 1]),
+            parse(&over[..line_end + HEADER_SECTION_BYTES_MAX + 2]),
             Err(HeadError::HeaderSectionTooLarge)
         );
-        assert_eq!(parse(&over[..HEADER_SECTION_BYTES_MAX]), Ok(HeadStatus::Partial));
+        assert_eq!(
+            parse(&over[..line_end + HEADER_SECTION_BYTES_MAX + 1]),
+            Ok(HeadStatus::Partial)
+        );
         // Endless empty lines before the request line are bounded too.
         let blank = b"\r\n".repeat(HEADER_SECTION_BYTES_MAX / 2);
         assert_eq!(parse(&blank), Ok(HeadStatus::Partial));
@@ -958,8 +1020,9 @@ mod tests {
             "p".repeat(HEADER_SECTION_BYTES_MAX)
         );
         assert_eq!(parse(big.as_bytes()), Err(HeadError::HeaderSectionTooLarge));
+        let line_end = "POST / HTTP/1.1\r\n".len();
         assert_eq!(
-            parse(&big.as_bytes()[..HEADER_SECTION_BYTES_MAX + 1]),
+            parse(&big.as_bytes()[..line_end + HEADER_SECTION_BYTES_MAX + 2]),
             Err(HeadError::HeaderSectionTooLarge)
         );
     }
@@ -1032,7 +1095,11 @@ mod tests {
             ("/stream/v1/data/abc", PathMatch::Unknown),
             ("/Stream/v0/data/abc", PathMatch::Unknown),
             ("//stream/v0/data/abc", PathMatch::Unknown),
-            ("http://host/stream/v0/data/abc", PathMatch::Unknown),
+            ("http://host/stream/v0/data/abc", PathMatch::Stream("abc")),
+            ("HTTPS://host:8080/stream/v0/data/abc?x", PathMatch::Stream("abc")),
+            ("http://host", PathMatch::Unknown),
+            ("http://host/stream/v0/data/", PathMatch::Unknown),
+            ("ftp://host/stream/v0/data/abc", PathMatch::Unknown),
             ("*", PathMatch::Unknown),
             ("/", PathMatch::Unknown),
         ];

@@ -41,6 +41,10 @@ pub struct ErrorExtra {
     pub retry_after_seconds: Option<u32>,
     /// Sends `Allow: POST`, which a 405 must carry (RFC 9110 §15.5.6).
     pub allow_post: bool,
+    /// The request was a HEAD: the same header fields, `Content-Length`
+    /// included, but no content (RFC 9110 §9.3.2), or the next response
+    /// on the connection would be read as the end of this one.
+    pub head_request: bool,
 }
 
 /// The reason phrase for the statuses sluice sends, from RFC 9110. Other
@@ -119,6 +123,9 @@ pub fn write_error(
         out.extend_from_slice(b"\r\n");
     }
     write_connection_and_end(out, keep_alive);
+    if extra.head_request {
+        return;
+    }
     let body_start = out.len();
     out.extend_from_slice(b"{\"status\":");
     write_decimal(out, u64::from(status));
@@ -314,6 +321,19 @@ mod tests {
                 "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: 54\r\n\
                  WWW-Authenticate: Bearer\r\nConnection: keep-alive\r\n\r\n\
                  {\"status\":401,\"error\":\"token-expired\",\"message\":\"No.\"}",
+            ),
+            (
+                405,
+                "method-not-allowed",
+                "Use POST.",
+                true,
+                ErrorExtra {
+                    allow_post: true,
+                    head_request: true,
+                    ..none
+                },
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 65\r\n\
+                 Allow: POST\r\nConnection: keep-alive\r\n\r\n",
             ),
             (
                 299,
