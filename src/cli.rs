@@ -242,13 +242,34 @@ impl From<FormatArg> for PayloadFormat {
 
 /// Parses the process's arguments, runs the command, maps the outcome to an
 /// exit code.
+/// A clap usage error on one line: its first paragraph (the reason, with
+/// any indented lines of it such as the missing arguments), without the
+/// usage and tips that follow, and a pointer to `--help`.
+fn usage_error_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let reason: Vec<&str> = text
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let reason = reason.join(" ");
+    let reason = reason.strip_prefix("error: ").unwrap_or(&reason);
+    format!("{reason} (see --help)")
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
-            // Help and version go to stdout with code 0; usage errors to
-            // stderr with code 2. Printing can only fail if both are gone.
-            let _ = error.print();
+            // Help and version go to stdout with code 0. A usage error is
+            // one line on stderr (SPEC §7: "an error exits non-zero with a
+            // one-line reason") with code 2. Printing can only fail if both
+            // are gone.
+            if error.use_stderr() {
+                let _ = writeln!(std::io::stderr(), "sluice: error: {}", usage_error_line(&error));
+            } else {
+                let _ = error.print();
+            }
             return ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(2));
         }
     };
@@ -601,7 +622,20 @@ mod tests {
             let parsed = Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()));
             let error = parsed.err().unwrap_or_else(|| panic!("{args:?} parsed"));
             assert_eq!(error.exit_code(), 2, "{args:?}");
+            if error.use_stderr() {
+                let line = usage_error_line(&error);
+                assert!(
+                    !line.contains('\n') && !line.starts_with("error:"),
+                    "{args:?}: {line}"
+                );
+                assert!(line.ends_with(" (see --help)"), "{args:?}: {line}");
+            }
         }
+        let missing = Cli::try_parse_from(["sluice", "key", "add", "--name", "n"]).expect_err("missing");
+        assert_eq!(
+            usage_error_line(&missing),
+            "the following required arguments were not provided: --tenant <TENANT> (see --help)"
+        );
     }
 
     #[test]

@@ -199,12 +199,33 @@ struct Shared {
     task_run: TaskRun,
 }
 
+/// Checks that nobody listens on `addr` and picks the port when it is 0.
+///
+/// Workers listen with `SO_REUSEPORT`, which would also let them join the
+/// listeners of another process that sets it: a second appliance on
+/// another data directory, started on the same address, would silently get
+/// half of the connections (with its own tenants and keys). A plain bind
+/// (no `SO_REUSEPORT`; `SO_REUSEADDR` so that a restart is not held up by
+/// the last run's closing connections) fails with "address in use" when
+/// anyone listens there. The probe never listens and is closed before the
+/// workers bind the address it found.
+fn claim_address(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let probe = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    probe
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("the probe socket has no IP address"))
+}
+
 /// Starts worker 0 on the configured address, then the others on the
 /// address it got (which differs when port 0 was asked for).
 fn start_workers(shared: &Shared) -> anyhow::Result<(Vec<std::thread::JoinHandle<()>>, SocketAddr)> {
     let mut handles: Vec<std::thread::JoinHandle<()>> = Vec::new();
     let config = shared.config.load();
-    let mut addr = config.listen;
+    let mut addr =
+        claim_address(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
     for index in 0..config.workers {
         let (bound_tx, bound_rx) = mpsc::channel();
         let shared = shared.clone();

@@ -276,6 +276,11 @@ pub static ALL_EVENTS: &[&Event] = &[
     &ACCEPT_FAILED,
     &RELOAD,
     &RELOAD_FAILED,
+    &crate::courier::schedule::GROUP_RUN_STARTED,
+    &crate::courier::schedule::GROUP_RUN_SUCCEEDED,
+    &crate::courier::schedule::GROUP_RUN_FAILED,
+    &crate::courier::schedule::GROUP_FIRE_SKIPPED,
+    &crate::courier::schedule::SCHEDULER_FAILED,
 ];
 
 #[cfg(test)]

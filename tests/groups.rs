@@ -188,4 +188,34 @@ fn a_group_scheduled_every_minute_loads_streamed_records_without_a_manual_run() 
     });
     assert!(scheduled_success, "a scheduled run loaded the records: {runs:#}");
     assert!(server.stop().success());
+
+    // A run by hand over the same day: its window holds sealed files, all
+    // loaded already, so it succeeds at once and loads nothing (SPEC §6:
+    // only a window with no sealed file at all waits, then fails).
+    let day = data.sealed_files()[0]
+        .parent()
+        .and_then(|hour| hour.parent())
+        .and_then(|day| day.file_name())
+        .and_then(|day| day.to_str())
+        .expect("a day folder")
+        .to_string();
+    let output = data.cli(&["group", "run", "--tenant", "acme", "every-minute", "--day", &day]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // A day with no sealed file: nothing arrived, the run fails.
+    let output = data.cli(&[
+        "group",
+        "run",
+        "--tenant",
+        "acme",
+        "every-minute",
+        "--day",
+        "2020-01-01",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no sealed files"), "{stderr}");
 }

@@ -710,6 +710,33 @@ fn a_second_serve_on_the_same_data_refuses() {
         .expect("run");
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("already running"));
+
+    // Another appliance (its own data directory) on the same ingest
+    // address refuses to start, instead of sharing the port through
+    // SO_REUSEPORT and taking part of this one's connections.
+    let other = DataDir::new("lock-other");
+    let mut second = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&other.path)
+        .args([
+            "serve",
+            "--listen",
+            &server.addr.to_string(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    let Some(status) = wait_timeout(&mut second, Duration::from_secs(20)) else {
+        let _ = second.kill();
+        panic!("a second appliance started on an address in use");
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().expect("piped"), &mut stderr).expect("stderr");
+    assert!(stderr.contains("in use"), "{stderr}");
     assert!(server.stop().success());
 }
 

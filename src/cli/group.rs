@@ -462,7 +462,7 @@ mod tests {
             Ok(courier.starts_with("c-"))
         }
 
-        fn pending_files(&self, _: &str, _: &str, _: &Window) -> anyhow::Result<usize> {
+        fn window_files(&self, _: &str, _: &str, _: &Window) -> anyhow::Result<usize> {
             Ok(1)
         }
 

@@ -134,6 +134,24 @@ pub fn pending_files(
     Ok(pending.into_iter().map(|file| file.path).collect())
 }
 
+/// Every sealed file of the courier's stream in `window` (its file
+/// pattern hour applied), loaded or not: what decides whether a group run
+/// waits (SPEC §6: it waits only while the window holds no sealed file at
+/// all).
+pub fn window_files(
+    data_dir: &std::path::Path,
+    tenant: &str,
+    courier: &str,
+    window: &Window,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let store = Store::open(data_dir)?;
+    let record = couriers::courier_show(&store, tenant, courier)?;
+    let stream_dir = segment::stream_dir(data_dir, &record.tenant, &record.stream_id);
+    let files = sealed_files(&stream_dir, record.format.suffix(), record.hour, window)
+        .with_context(|| format!("cannot list {}", stream_dir.display()))?;
+    Ok(files.into_iter().map(|file| file.path).collect())
+}
+
 /// Runs a courier over a window and records the run. A run that fails
 /// (unknown feed, unreadable file) is `Ok` with `succeeded: false`; `Err`
 /// means the run could not even be recorded (unknown courier, database
@@ -671,6 +689,12 @@ mod tests {
         let again = run_courier(&dir.0, "acme", &courier, &window, "manual").expect("run");
         assert!(again.succeeded);
         assert_eq!((again.files, again.records), (0, 0));
+        // Nothing left to load, but the window still holds its two sealed
+        // files: a group run over it does not wait (SPEC §6).
+        let pending = pending_files(&dir.0, "acme", &courier, &window).expect("pending");
+        assert!(pending.is_empty());
+        let in_window = window_files(&dir.0, "acme", &courier, &window).expect("window");
+        assert_eq!(in_window.len(), 2);
         let tables = Tables::open_read_only(&dir.0, "acme").expect("tables");
         let rows = tables
             .select("SELECT id, v FROM \"Streaming Ingest:WebEvents\" ORDER BY id", 10)

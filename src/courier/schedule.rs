@@ -26,18 +26,20 @@
 //!   forward and 25 across fall back. A run by hand for a day D looks at the
 //!   UTC day D, or with `file_dates_in_tz` at D from midnight to midnight in
 //!   the zone.
-//! - **Wait time**: a courier whose window holds no file it has not loaded
-//!   yet is asked again every [`WAIT_POLL_MS`] until one appears or the wait
-//!   time after the scheduled time is over; then that courier fails with
-//!   `no sealed files for courier "X" in [from, to) after waiting 2h`. The
-//!   other couriers still run. Files still `.open` never make a run wait:
-//!   what is sealed is loaded, the rest by a later run.
+//! - **Wait time**: a courier whose window holds no sealed file at all is
+//!   asked again every [`WAIT_POLL_MS`] until one appears or the wait time
+//!   after the scheduled time (for a run by hand: after its start) is over;
+//!   then that courier fails with `no sealed files for courier "X" in
+//!   [from, to) after waiting 2h`. The other couriers still run. A window
+//!   whose sealed files were all loaded before does not wait: the courier
+//!   runs at once, loads nothing and succeeds. Files still `.open` never
+//!   make a run wait: what is sealed is loaded, the rest by a later run.
 //! - **Constraints**: a group with `after = [G]` first waits (within the same
 //!   wait time) for G's run for G's latest fire time at or before its own
 //!   scheduled time; it goes on once that run succeeded and fails with
 //!   `constraint group "G" failed for this window` if it failed. Runs by
-//!   hand neither wait for files nor for constraints: the operator chose the
-//!   days, as the seed warns.
+//!   hand do not wait for constraints: the operator chose the days, as the
+//!   seed warns.
 //! - **Missed fire times**: when the scheduler starts, each enabled group
 //!   whose latest fire time is at most its wait time ago (one hour when the
 //!   wait time is 0) and has no finished scheduled run for that fire time is
@@ -267,6 +269,21 @@ fn parse_cron(line: &str) -> Result<Cron, String> {
         .seconds(Seconds::Disallowed)
         .year(Year::Disallowed)
         .build();
+    let cron = parse_fields(&parser, line, &fields)?;
+    // Every field valid, yet no date matches (February 30th, April 31st):
+    // such a group would never run, which is surely not what was meant.
+    let epoch = NaiveDate::from_ymd_opt(2000, 1, 1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0))
+        .expect("invariant: a valid date");
+    if cron.find_next_occurrence(&epoch, true).is_err() {
+        return Err("no date matches it, so it would never fire".to_string());
+    }
+    Ok(cron)
+}
+
+/// croner's reading of a line whose ranges are checked; a refusal names
+/// the field croner refuses.
+fn parse_fields(parser: &CronParser, line: &str, fields: &[&str]) -> Result<Cron, String> {
     parser.parse(line).map_err(|error| {
         // Find the field croner refuses by parsing it alone among stars.
         for (index, (field, (name, _, _))) in fields.iter().zip(CRON_FIELDS.iter()).enumerate() {
@@ -438,8 +455,9 @@ pub fn format_in_zone(zone: Tz, at: DateTime<Utc>) -> String {
 pub trait CourierRunner: Send + Sync {
     /// Whether `tenant` has a courier of this name.
     fn courier_exists(&self, tenant: &str, courier: &str) -> anyhow::Result<bool>;
-    /// How many sealed files in `window` the courier has not loaded yet.
-    fn pending_files(&self, tenant: &str, courier: &str, window: &Window) -> anyhow::Result<usize>;
+    /// How many sealed files of the courier's stream lie in `window`,
+    /// loaded or not.
+    fn window_files(&self, tenant: &str, courier: &str, window: &Window) -> anyhow::Result<usize>;
     /// Runs the courier over `window`.
     fn run(&self, tenant: &str, courier: &str, window: &Window, trigger: &str) -> anyhow::Result<RunSummary>;
 }
@@ -455,8 +473,8 @@ impl CourierRunner for StoreCourierRunner {
         Ok(groups::courier_exists(store.connection(), tenant, courier)?)
     }
 
-    fn pending_files(&self, tenant: &str, courier: &str, window: &Window) -> anyhow::Result<usize> {
-        Ok(run::pending_files(&self.data_dir, tenant, courier, window)?.len())
+    fn window_files(&self, tenant: &str, courier: &str, window: &Window) -> anyhow::Result<usize> {
+        Ok(run::window_files(&self.data_dir, tenant, courier, window)?.len())
     }
 
     fn run(&self, tenant: &str, courier: &str, window: &Window, trigger: &str) -> anyhow::Result<RunSummary> {
@@ -554,8 +572,10 @@ impl RunPlan {
         }
     }
 
-    /// A run by hand for `day`.
-    pub fn manual(group: &GroupRecord, zone: Tz, day: NaiveDate) -> RunPlan {
+    /// A run by hand for `day`, started at `now`: it waits for files like
+    /// a scheduled run (the wait time counted from `now`), but not for
+    /// constraints.
+    pub fn manual(group: &GroupRecord, zone: Tz, day: NaiveDate, now: DateTime<Utc>) -> RunPlan {
         let settings = &group.settings;
         let range = day_window(zone, settings.file_dates_in_tz, day);
         let window = if settings.file_dates_in_tz {
@@ -575,8 +595,8 @@ impl RunPlan {
             range,
             window,
             trigger: Trigger::Manual,
-            wait_seconds: 0,
-            deadline: range.from,
+            wait_seconds: settings.wait_seconds,
+            deadline: now + TimeDelta::seconds(settings.wait_seconds),
         }
     }
 }
@@ -624,11 +644,18 @@ pub fn run_group(
         ("scheduled", rfc3339_utc(plan.scheduled).as_str().into()),
     ]);
     let started = std::time::Instant::now();
-    let outcome = execute(store, env, plan);
-    crate::telemetry::GROUP_RUN_MS.fetch_add(
-        started.elapsed().as_millis() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    let mut outcome = execute(store, env, plan);
+    let took_ms = started.elapsed().as_millis() as u64;
+    crate::telemetry::GROUP_RUN_MS.fetch_add(took_ms, std::sync::atomic::Ordering::Relaxed);
+    // SPEC §5: a run reports its outcome, files, records and duration (the
+    // group's, waiting included; each courier's own is in its result).
+    if outcome.status == RunStatus::Succeeded {
+        outcome.message = format!(
+            "{}; Completed in {}",
+            outcome.message,
+            run::humanize_duration(took_ms)
+        );
+    }
     groups::run_finish(store, run_id, outcome.status, &outcome.message, &outcome.couriers)?;
     let event = if outcome.status == RunStatus::Succeeded {
         &GROUP_RUN_SUCCEEDED
@@ -645,26 +672,24 @@ pub fn run_group(
     Ok((run_id, outcome))
 }
 
-/// Waits for constraints and files (not for a run by hand), then runs
-/// every courier that has something to load, in order.
+/// Waits for constraints (not for a run by hand) and files, then runs
+/// every courier whose window holds a sealed file, in order.
 fn execute(store: &Store, env: &RunEnv<'_>, plan: &RunPlan) -> GroupOutcome {
     let interrupted = || GroupOutcome {
         status: RunStatus::Interrupted,
         message: "the appliance stopped while this run was waiting".to_string(),
         couriers: Vec::new(),
     };
-    let ready: Vec<Result<(), String>> = if plan.trigger == Trigger::Manual {
-        plan.couriers.iter().map(|_| Ok(())).collect()
-    } else {
+    if plan.trigger != Trigger::Manual {
         match await_constraints(store, env, plan) {
             Err(Interrupted) => return interrupted(),
             Ok(Err(message)) => return not_run(plan, message),
             Ok(Ok(())) => {}
         }
-        match await_files(env, plan) {
-            Err(Interrupted) => return interrupted(),
-            Ok(ready) => ready,
-        }
+    }
+    let ready = match await_files(env, plan) {
+        Err(Interrupted) => return interrupted(),
+        Ok(ready) => ready,
     };
     let trigger = format!("group:{}", plan.group);
     let couriers: Vec<CourierResult> = plan
@@ -812,8 +837,10 @@ fn constraint_state(
     groups::run_status(store, tenant, group, theirs).map_err(|error| error.to_string())
 }
 
-/// Polls each courier until it has a file to load or the deadline passes;
-/// one result per courier, `Err` saying why it will not run.
+/// Polls each courier until its window holds a sealed file (loaded before
+/// or not: a window whose files were all loaded runs at once and loads
+/// nothing) or the deadline passes; one result per courier, `Err` saying
+/// why it will not run.
 fn await_files(env: &RunEnv<'_>, plan: &RunPlan) -> Result<Vec<Result<(), String>>, Interrupted> {
     let mut state: Vec<Option<Result<(), String>>> = vec![None; plan.couriers.len()];
     loop {
@@ -821,7 +848,7 @@ fn await_files(env: &RunEnv<'_>, plan: &RunPlan) -> Result<Vec<Result<(), String
             if state.is_some() {
                 continue;
             }
-            match env.runner.pending_files(&plan.tenant, courier, &plan.window) {
+            match env.runner.window_files(&plan.tenant, courier, &plan.window) {
                 Ok(0) => {}
                 Ok(_) => *state = Some(Ok(())),
                 Err(error) => *state = Some(Err(format!("cannot list files: {error:#}"))),
@@ -1130,7 +1157,7 @@ impl RunContext {
     }
 }
 
-/// Runs `group` by hand for `day` (no waiting, no constraints).
+/// Runs `group` by hand for `day` (waiting for files, not for constraints).
 pub fn run_by_hand(
     store: &mut Store,
     runner: &dyn CourierRunner,
@@ -1138,11 +1165,11 @@ pub fn run_by_hand(
     day: NaiveDate,
 ) -> Result<(i64, GroupOutcome), GroupError> {
     let schedule = group.schedule()?;
-    let plan = RunPlan::manual(group, schedule.zone(), day);
     let never = AtomicBool::new(false);
     let pacer = ClockPacer {
         clock: Clock::system(),
     };
+    let plan = RunPlan::manual(group, schedule.zone(), day, pacer.now());
     let env = RunEnv {
         runner,
         pacer: &pacer,
@@ -1190,6 +1217,8 @@ mod tests {
             "0 0 1 jan *",
             "0 6 * * MON-FRI",
             "5 4 * 2-11/3 6",
+            // Only in leap years, but it does fire.
+            "0 0 29 2 *",
         ];
         for line in good {
             assert!(Schedule::parse(line, "UTC").is_ok(), "{line}");
@@ -1238,6 +1267,14 @@ mod tests {
             (
                 "",
                 "invalid cron \"\": expected 5 fields (minute hour day-of-month month day-of-week), found 0",
+            ),
+            (
+                "0 0 31 2 *",
+                "invalid cron \"0 0 31 2 *\": no date matches it, so it would never fire",
+            ),
+            (
+                "0 0 31 4,6,9,11 *",
+                "invalid cron \"0 0 31 4,6,9,11 *\": no date matches it, so it would never fire",
             ),
         ];
         for (line, expected) in bad {
@@ -1605,7 +1642,7 @@ mod tests {
             Ok(courier.starts_with("c-"))
         }
 
-        fn pending_files(&self, _: &str, courier: &str, _: &Window) -> anyhow::Result<usize> {
+        fn window_files(&self, _: &str, courier: &str, _: &Window) -> anyhow::Result<usize> {
             let now = self
                 .pacer
                 .as_ref()
@@ -1758,7 +1795,13 @@ mod tests {
         )
         .expect("run");
         assert_eq!(outcome.status, RunStatus::Succeeded);
-        assert_eq!(outcome.message, "2 of 2 couriers succeeded: 2 files, 6 records");
+        assert!(
+            outcome
+                .message
+                .starts_with("2 of 2 couriers succeeded: 2 files, 6 records; Completed in "),
+            "{}",
+            outcome.message
+        );
     }
 
     #[test]
@@ -1943,11 +1986,17 @@ mod tests {
     #[test]
     fn runs_by_hand_take_only_the_given_day() {
         let mut g = group("g", "30 8 * * *", &["c-1"], &["other"], 7_200);
-        let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"));
+        let now = at("2026-03-10T12:00:00Z");
+        let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"), now);
         assert_eq!(plan.window, Window::Day(day("2026-03-08")));
         assert!(plan.after.is_empty(), "constraints gate the schedule only");
+        assert_eq!(
+            plan.deadline,
+            at("2026-03-10T14:00:00Z"),
+            "the wait counts from the start"
+        );
         g.settings.file_dates_in_tz = true;
-        let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"));
+        let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"), now);
         assert_eq!(
             plan.window,
             Window::Range {
@@ -1956,9 +2005,20 @@ mod tests {
             }
         );
         g.settings.after.clear();
+        g.settings.wait_seconds = 0;
         let (_dir, mut store) = store_with("by-hand", &[&g]);
-        // No file listed as pending: a run by hand runs the courier anyway.
+        // A window with no sealed file: the run fails saying nothing
+        // arrived, like a scheduled one, and runs no courier.
         let runner = FakeRunner::default();
+        let (_, outcome) = run_by_hand(&mut store, &runner, &g, day("2026-03-08")).expect("run");
+        assert_eq!(outcome.status, RunStatus::Failed);
+        assert!(outcome.message.contains("no sealed files"), "{}", outcome.message);
+        assert!(runner.runs().is_empty());
+        // With a file in the window it runs the courier.
+        let mut runner = FakeRunner::default();
+        runner
+            .files_from
+            .insert("c-1".to_string(), at("2026-03-01T00:00:00Z"));
         let (_, outcome) = run_by_hand(&mut store, &runner, &g, day("2026-03-08")).expect("run");
         assert_eq!(outcome.status, RunStatus::Succeeded);
         assert_eq!(runner.runs().len(), 1);
