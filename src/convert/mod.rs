@@ -72,7 +72,9 @@ impl ConvertError {
             ConvertError::InvalidXml => "The body is not a well-formed XML document.",
             ConvertError::Doctype => "XML documents with a DOCTYPE are not accepted.",
             ConvertError::UnknownEntity => "The XML document uses an undefined entity.",
-            ConvertError::UnsupportedEncoding => "The XML document declares an encoding other than UTF-8.",
+            ConvertError::UnsupportedEncoding => {
+                "The XML document declares an encoding sluice does not read (UTF-8, ISO-8859-1 and windows-1252 are read)."
+            }
         }
     }
 }

@@ -5,9 +5,10 @@
 //! `xmltodict.parse` (default settings, expat underneath) builds, encoded the
 //! way `cbor2.dumps` encodes it: definite lengths, shortest heads, text
 //! strings, `null` for empty elements, map keys in document order. It refuses
-//! what expat refuses, and on top of that any DOCTYPE, nesting deeper than
-//! [`XML_DEPTH_MAX`], bodies that are not UTF-8, and a declared non-UTF-8
-//! encoding on a non-ASCII body.
+//! what expat refuses, and on top of that any DOCTYPE and nesting deeper
+//! than [`XML_DEPTH_MAX`]. Bodies are UTF-8 unless their XML declaration
+//! names ISO-8859-1 or windows-1252 (decoded as expat decodes them) or
+//! another ASCII-based encoding on a plain-ASCII body (see [`Encoding`]).
 //!
 //! The document is read with quick-xml's streaming reader. Each element's
 //! value is encoded to CBOR the moment its end tag is seen, into a scratch
@@ -65,6 +66,8 @@ pub struct XmlConverter {
     assembled: Vec<u8>,
     /// One attribute's decoded value, reused for every attribute.
     attribute_value: String,
+    /// A body in a declared single-byte encoding, decoded into UTF-8.
+    decoded: Vec<u8>,
 }
 
 /// One open element.
@@ -135,6 +138,21 @@ impl XmlConverter {
     }
 
     fn convert_into(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
+        let mut decoded = std::mem::take(&mut self.decoded);
+        let result = match Encoding::declared(body)? {
+            Encoding::Utf8 => self.convert_utf8(body, body, out),
+            single_byte => {
+                decoded.clear();
+                single_byte.decode(body, &mut decoded)?;
+                self.convert_utf8(&decoded, body, out)
+            }
+        };
+        self.decoded = decoded;
+        result
+    }
+
+    /// Converts `body`, UTF-8 now; `sent` is the body as it was sent.
+    fn convert_utf8(&mut self, body: &[u8], sent: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
         let text = std::str::from_utf8(body).map_err(|_| ConvertError::NotUtf8)?;
         check_characters(body)?;
         // The reader skips one leading UTF-8 BOM itself, as expat does; a
@@ -150,7 +168,7 @@ impl XmlConverter {
                         // expat: "XML or text declaration not at start of entity".
                         return Err(ConvertError::InvalidXml);
                     }
-                    check_declaration(&decl, body)?;
+                    check_declaration(&decl, sent)?;
                 }
                 Event::DocType(_) => return Err(ConvertError::Doctype),
                 Event::Start(start) => {
@@ -487,11 +505,181 @@ fn resolve_reference(name: &str) -> Result<char, ConvertError> {
     Err(ConvertError::UnknownEntity)
 }
 
+/// The character encoding a body is read in (XML 1.0 §4.3.3), as Python's
+/// expat (what `xmltodict` runs on) reads it: UTF-8 unless the XML
+/// declaration names another. ISO-8859-1 and windows-1252, the single-byte
+/// encodings real senders declare, are decoded byte by byte; US-ASCII and
+/// the other ASCII-based encodings listed in [`ASCII_ONLY_ENCODINGS`] are
+/// accepted for bodies that are plain ASCII (where they all read the same
+/// characters). Any other name (`bogus`), and UTF-16 or UTF-32 declared on a
+/// body of single bytes, is refused as expat refuses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Encoding {
+    Utf8,
+    Latin1,
+    Windows1252,
+}
+
+/// Names (compared without case) accepted on a plain-ASCII body only.
+const ASCII_ONLY_ENCODINGS: &[&str] = &[
+    "us-ascii",
+    "ascii",
+    "iso-8859-2",
+    "iso-8859-3",
+    "iso-8859-4",
+    "iso-8859-5",
+    "iso-8859-6",
+    "iso-8859-7",
+    "iso-8859-8",
+    "iso-8859-9",
+    "iso-8859-10",
+    "iso-8859-13",
+    "iso-8859-14",
+    "iso-8859-15",
+    "iso-8859-16",
+    "windows-1250",
+    "windows-1251",
+    "windows-1253",
+    "windows-1254",
+    "windows-1255",
+    "windows-1256",
+    "windows-1257",
+    "windows-1258",
+    "koi8-r",
+    "koi8-u",
+];
+
+/// windows-1252's characters for bytes 0x80–0x9F; `None` for the five it
+/// leaves undefined (Python's codec, and so expat under `xmltodict`,
+/// refuses them). Every other byte is the code point of the same number.
+const WINDOWS_1252_HIGH: [Option<char>; 32] = [
+    Some('\u{20AC}'),
+    None,
+    Some('\u{201A}'),
+    Some('\u{0192}'),
+    Some('\u{201E}'),
+    Some('\u{2026}'),
+    Some('\u{2020}'),
+    Some('\u{2021}'),
+    Some('\u{02C6}'),
+    Some('\u{2030}'),
+    Some('\u{0160}'),
+    Some('\u{2039}'),
+    Some('\u{0152}'),
+    None,
+    Some('\u{017D}'),
+    None,
+    None,
+    Some('\u{2018}'),
+    Some('\u{2019}'),
+    Some('\u{201C}'),
+    Some('\u{201D}'),
+    Some('\u{2022}'),
+    Some('\u{2013}'),
+    Some('\u{2014}'),
+    Some('\u{02DC}'),
+    Some('\u{2122}'),
+    Some('\u{0161}'),
+    Some('\u{203A}'),
+    Some('\u{0153}'),
+    None,
+    Some('\u{017E}'),
+    Some('\u{0178}'),
+];
+
+impl Encoding {
+    /// The encoding `body` declares, read from its XML declaration (which
+    /// must open the body, after at most a UTF-8 byte-order mark). The
+    /// declaration's syntax is checked later, with the rest of the document.
+    fn declared(body: &[u8]) -> Result<Encoding, ConvertError> {
+        let Some(name) = declared_encoding_name(body) else {
+            return Ok(Encoding::Utf8);
+        };
+        let is = |candidates: &[&str]| candidates.iter().any(|c| name.eq_ignore_ascii_case(c.as_bytes()));
+        if is(&["utf-8", "utf8"]) {
+            Ok(Encoding::Utf8)
+        } else if is(&[
+            "iso-8859-1",
+            "iso8859-1",
+            "iso_8859-1",
+            "latin-1",
+            "latin1",
+            "l1",
+            "cp819",
+        ]) {
+            Ok(Encoding::Latin1)
+        } else if is(&["windows-1252", "cp1252"]) {
+            Ok(Encoding::Windows1252)
+        } else if is(ASCII_ONLY_ENCODINGS) && body.is_ascii() {
+            Ok(Encoding::Utf8)
+        } else {
+            Err(ConvertError::UnsupportedEncoding)
+        }
+    }
+
+    /// Appends `body` (in this single-byte encoding) to `out` as UTF-8. A
+    /// leading UTF-8 byte-order mark is dropped: expat skips it and then
+    /// follows the declaration.
+    fn decode(self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
+        let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+        out.reserve(body.len() * 2);
+        let mut utf8 = [0u8; 4];
+        for &byte in body {
+            let c = match (self, byte) {
+                (_, 0..=0x7F) => {
+                    out.push(byte);
+                    continue;
+                }
+                (Encoding::Windows1252, 0x80..=0x9F) => {
+                    WINDOWS_1252_HIGH[usize::from(byte - 0x80)].ok_or(ConvertError::InvalidXml)?
+                }
+                _ => char::from(byte),
+            };
+            out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+        }
+        Ok(())
+    }
+}
+
+/// The UTF-8 byte-order mark.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The raw `encoding` value of the XML declaration that opens `body`, if
+/// there is one: `<?xml`, then within that declaration `encoding`, optional
+/// whitespace, `=`, optional whitespace and a quoted name.
+fn declared_encoding_name(body: &[u8]) -> Option<&[u8]> {
+    let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
+    let rest = body.strip_prefix(b"<?xml")?;
+    if !rest.first().is_some_and(|&byte| is_xml_space(byte)) {
+        return None;
+    }
+    let end = memchr::memmem::find(rest, b"?>")?;
+    let decl = &rest[..end];
+    let at = memchr::memmem::find(decl, b"encoding")?;
+    let after = &decl[at + b"encoding".len()..];
+    let after = trim_xml_space(after).strip_prefix(b"=")?;
+    let after = trim_xml_space(after);
+    let quote = *after.first()?;
+    if quote != b'"' && quote != b'\'' {
+        return None;
+    }
+    let value = &after[1..];
+    let close = memchr::memchr(quote, value)?;
+    Some(&value[..close])
+}
+
+fn trim_xml_space(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&byte| !is_xml_space(byte))
+        .unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
 /// Checks the XML declaration the way expat does: `version` first and
 /// required, then optional `encoding` and `standalone` (`yes` or `no`), each
-/// preceded by whitespace. A declared encoding other than UTF-8 is refused
-/// unless the body is plain ASCII, where every ASCII-based encoding reads
-/// the same characters.
+/// preceded by whitespace. Which encodings are read is [`Encoding`]'s
+/// business; `body` is the body as sent.
 fn check_declaration(decl: &str, body: &[u8]) -> Result<(), ConvertError> {
     let mut rest = decl.strip_prefix("xml").ok_or(ConvertError::InvalidXml)?;
     let mut seen_version = false;
@@ -525,9 +713,9 @@ fn check_declaration(decl: &str, body: &[u8]) -> Result<(), ConvertError> {
                 if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
                     return Err(ConvertError::InvalidXml);
                 }
-                let utf8 = value.eq_ignore_ascii_case("utf-8") || value.eq_ignore_ascii_case("utf8");
-                if !utf8 && !body.is_ascii() {
-                    return Err(ConvertError::UnsupportedEncoding);
+                // The name must be the one the body was read in.
+                if declared_encoding_name(body) != Some(value.as_bytes()) {
+                    return Err(ConvertError::InvalidXml);
                 }
             }
             _ => {
@@ -874,6 +1062,28 @@ mod tests {
                 r#"{"a":null}"#,
             ),
             (b"<a>\xc2\xa0x\xc2\xa0</a>", r#"{"a":"x"}"#),
+            // Declared single-byte encodings are decoded as expat does.
+            (
+                b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>\xe9</r>",
+                "{\"r\":\"\u{e9}\"}",
+            ),
+            (
+                b"<?xml version=\"1.0\" encoding=\"latin-1\"?><a>\xC3\xA9</a>",
+                "{\"a\":\"\u{c3}\u{a9}\"}",
+            ),
+            (
+                b"<?xml version='1.0' encoding='windows-1252'?><a x=\"\x80\">\x93q\x94\xa0</a>",
+                "{\"a\":{\"@x\":\"\u{20ac}\",\"#text\":\"\u{201c}q\u{201d}\"}}",
+            ),
+            (
+                b"<?xml version=\"1.0\" encoding=\"iso-8859-15\"?><a>x</a>",
+                r#"{"a":"x"}"#,
+            ),
+            // A byte-order mark is skipped and the declaration followed.
+            (
+                b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"latin1\"?><a>\xC3\xA9</a>",
+                "{\"a\":\"\u{c3}\u{a9}\"}",
+            ),
         ];
         for &(xml, json) in cases {
             let cbor = convert(xml);
@@ -950,9 +1160,24 @@ mod tests {
             (b"<!DOCTYPE a><a/>", Doctype),
             (b"<!DOCTYPE a [<!ENTITY e \"x\">]><a>&e;</a>", Doctype),
             (
-                b"<?xml version=\"1.0\" encoding=\"latin-1\"?><a>\xC3\xA9</a>",
+                b"<?xml version=\"1.0\" encoding=\"bogus\"?><a/>",
                 UnsupportedEncoding,
             ),
+            (
+                b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><a/>",
+                UnsupportedEncoding,
+            ),
+            (
+                b"<?xml version=\"1.0\" encoding=\"US-ASCII\"?><a>\xC3\xA9</a>",
+                UnsupportedEncoding,
+            ),
+            // One of the five bytes windows-1252 leaves undefined.
+            (
+                b"<?xml version=\"1.0\" encoding=\"cp1252\"?><a>\x81</a>",
+                InvalidXml,
+            ),
+            // A Latin-1 body without the declaration is not UTF-8.
+            (b"<a>\xe9</a>", NotUtf8),
         ];
         for &(xml, error) in cases {
             assert_eq!(convert(xml), Err(error), "{}", String::from_utf8_lossy(xml));
