@@ -484,6 +484,11 @@ async fn wait_durable(
     }
 }
 
+/// The longest a flusher waits for more records before a group commit
+/// (see [`StreamLog::gather_target`]); the runtime's timer rounds it up
+/// to whole milliseconds.
+const GATHER_WAIT_MAX: Duration = Duration::from_millis(1);
+
 /// One of a stream's flushers (at most [`crate::ring::FLUSH_LANES`]): runs
 /// group commits back to back while records wait that no started flush
 /// covers, each covering every record written before it started, then
@@ -493,6 +498,9 @@ async fn flush_while_needed(mut role: FlusherRole) {
     let log = Arc::clone(&role.log);
     loop {
         while log.needs_flush() {
+            if let Some(position) = log.gather_target() {
+                let _ = monoio::time::timeout(GATHER_WAIT_MAX, log.gathered(position)).await;
+            }
             let Some((target, files)) = log.flush_targets() else {
                 break;
             };

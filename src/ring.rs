@@ -189,6 +189,43 @@ impl Future for FlushProgress<'_> {
     }
 }
 
+/// See [`StreamLog::gathered`].
+pub struct Gathered<'a> {
+    log: &'a StreamLog,
+    position: u64,
+}
+
+impl Gathered<'_> {
+    fn settled(&self) -> bool {
+        let log = self.log;
+        log.written_position.load(Ordering::SeqCst) >= self.position || log.is_failed() || log.is_closed()
+    }
+}
+
+impl Future for Gathered<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<()> {
+        if self.settled() {
+            return Poll::Ready(());
+        }
+        *self
+            .log
+            .gather_waker
+            .lock()
+            .expect("the gather waker is never poisoned") = Some(context.waker().clone());
+        self.log.gather_until.store(self.position, Ordering::SeqCst);
+        // Looked at again with the waker and the position in place: a
+        // writer that passed the position in between either saw them or
+        // is seen here.
+        if self.settled() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// A record waiting in the ring.
 struct Entry {
     record: Vec<u8>,
@@ -263,6 +300,12 @@ pub struct StreamLog {
     unsynced: Mutex<Unsynced>,
     /// Producers waiting for the running group commit to end.
     flush_waiters: Mutex<Vec<Waker>>,
+    /// Bytes the last group commit covered beyond the one before it.
+    last_flush_bytes: AtomicU64,
+    /// A flusher gathering records before its next flush waits until the
+    /// written position reaches this (0: nobody gathers), and its waker.
+    gather_until: AtomicU64,
+    gather_waker: Mutex<Option<Waker>>,
     /// Records written to this stream's segments since start.
     pub records_written: AtomicU64,
     /// Bytes of those records.
@@ -305,6 +348,9 @@ impl StreamLog {
             flushers: AtomicUsize::new(0),
             unsynced: Mutex::new(Unsynced::default()),
             flush_waiters: Mutex::new(Vec::new()),
+            last_flush_bytes: AtomicU64::new(0),
+            gather_until: AtomicU64::new(0),
+            gather_waker: Mutex::new(None),
             records_written: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             open_bytes: AtomicU64::new(0),
@@ -364,7 +410,10 @@ impl StreamLog {
         self.drain(&mut state, now_ms);
         let outcome = self.write(&mut state, record, now_ms);
         let end = state.position;
-        self.written_position.store(end, Ordering::Release);
+        self.written_position.store(end, Ordering::SeqCst);
+        if self.settings.sync_to_disk {
+            self.wake_gatherer(end);
+        }
         self.release(state);
         Some((outcome, end))
     }
@@ -374,7 +423,10 @@ impl StreamLog {
     fn drain(&self, state: &mut WriterState, now_ms: i64) {
         while let Some(entry) = self.ring.pop() {
             let outcome = self.write(state, &entry.record, now_ms);
-            self.written_position.store(state.position, Ordering::Release);
+            self.written_position.store(state.position, Ordering::SeqCst);
+            if self.settings.sync_to_disk {
+                self.wake_gatherer(state.position);
+            }
             entry.ticket.complete(outcome, state.position);
         }
     }
@@ -547,7 +599,9 @@ impl StreamLog {
         // Read the target first: every byte below it is then in the open
         // segment or in a retired one not yet known to be durable.
         let target = self.written_position.load(Ordering::SeqCst);
-        self.started_target.fetch_max(target, Ordering::SeqCst);
+        let previous = self.started_target.fetch_max(target, Ordering::SeqCst);
+        self.last_flush_bytes
+            .store(target.saturating_sub(previous), Ordering::Relaxed);
         let unsynced = self.unsynced();
         let mut files: Vec<Arc<File>> = unsynced
             .retired
@@ -623,6 +677,52 @@ impl StreamLog {
     /// end of every group commit and when a flusher stops.
     pub fn flush_progress(&self, position: u64) -> FlushProgress<'_> {
         FlushProgress { log: self, position }
+    }
+
+    /// Where a flusher about to start a group commit should first let the
+    /// written position get to, or `None` to flush at once.
+    ///
+    /// Under load, the requests a flush acknowledges come back with their
+    /// next records a moment after it ends; flushing at once would cover
+    /// only the first few of them and leave the rest for the flush after
+    /// (group commits would alternate between small and large). So the
+    /// next flush waits until half as many bytes as the last one covered
+    /// are waiting — at once with one client (its one record is more than
+    /// half of the last flush), and never longer than the caller's bound
+    /// when the load drops.
+    pub fn gather_target(&self) -> Option<u64> {
+        let started = self.started_target.load(Ordering::SeqCst);
+        let want = started + self.last_flush_bytes.load(Ordering::Relaxed) / 2;
+        (self.written_position.load(Ordering::SeqCst) < want).then_some(want)
+    }
+
+    /// Resolves once the written position reaches `position` (or the
+    /// stream failed or closed). One flusher at a time may wait on it.
+    pub fn gathered(&self, position: u64) -> Gathered<'_> {
+        Gathered { log: self, position }
+    }
+
+    /// Wakes a gathering flusher once the written position reached what it
+    /// waits for. Called by the writer after each record, in disk mode.
+    fn wake_gatherer(&self, written: u64) {
+        let until = self.gather_until.load(Ordering::SeqCst);
+        if until == 0 || written < until {
+            return;
+        }
+        if self
+            .gather_until
+            .compare_exchange(until, 0, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            let waker = self
+                .gather_waker
+                .lock()
+                .expect("the gather waker is never poisoned")
+                .take();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+        }
     }
 
     /// True when records are written that no started flush covers (and
@@ -868,6 +968,55 @@ mod tests {
             seal_and_read(&logs),
             vec!["{\"n\":1}".to_owned(), "{\"n\":2}".to_owned()]
         );
+        std::fs::remove_dir_all(&data_dir).expect("cleanup");
+    }
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct CountWakes(AtomicUsize);
+
+    impl std::task::Wake for CountWakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_flusher_gathers_half_of_the_last_flush_before_the_next() {
+        let (data_dir, logs) = logs_with("gather", 1 << 20, true);
+        let log = logs.get_or_open("acme", "is-AbCDefGH", PayloadFormat::Json);
+        let record = b"{\"n\":1}\n";
+        // Nothing flushed yet: the first record is flushed at once.
+        let mut end = write_one(&log, record);
+        assert_eq!(log.gather_target(), None);
+        for _ in 0..9 {
+            end = write_one(&log, record);
+        }
+        let (target, files) = log.flush_targets().expect("a flush");
+        assert_eq!(target, end);
+        log.flush_done(target, Ok(()), files).expect("flushed");
+        // The last flush covered ten records: the next waits for five.
+        let want = end + 5 * record.len() as u64;
+        end = write_one(&log, record);
+        assert_eq!(log.gather_target(), Some(want));
+        let wakes = Arc::new(CountWakes::default());
+        let waker = Waker::from(Arc::clone(&wakes));
+        let mut gathered = log.gathered(want);
+        let mut context = Context::from_waker(&waker);
+        assert!(Pin::new(&mut gathered).poll(&mut context).is_pending());
+        while end < want - record.len() as u64 {
+            end = write_one(&log, record);
+        }
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            0,
+            "not woken before enough is written"
+        );
+        write_one(&log, record);
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1, "woken once it is");
+        assert!(Pin::new(&mut gathered).poll(&mut context).is_ready());
+        assert_eq!(log.gather_target(), None);
+        logs.close_where(|_| true);
         std::fs::remove_dir_all(&data_dir).expect("cleanup");
     }
 
