@@ -687,7 +687,7 @@ impl Tables {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS {} ({});
-             CREATE TABLE IF NOT EXISTS {} (file TEXT NOT NULL, line INTEGER NOT NULL, reason TEXT NOT NULL, record TEXT, rejected_at TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS {} (file TEXT NOT NULL, line INTEGER NOT NULL, reason TEXT NOT NULL, record TEXT, rejected_at TEXT NOT NULL, UNIQUE (file, line));",
             quote_identifier(&spec.name),
             definitions.join(", "),
             quote_identifier(&spec.rejects_name()),
@@ -968,7 +968,10 @@ impl<'t> Loader<'t> {
     ) -> Result<Loader<'t>, TablesError> {
         let upsert = tx.prepare_cached(&upsert_sql(spec))?;
         let reject = tx.prepare_cached(&format!(
-            "INSERT INTO {} (file, line, reason, record, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            // A file loaded again (the activation sample, later picked up
+            // by a courier run) rejects the same records again: they are
+            // already listed, so nothing changes, as in the domain table.
+            "INSERT OR IGNORE INTO {} (file, line, reason, record, rejected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             quote_identifier(&spec.rejects_name())
         ))?;
         let index: HashMap<&str, usize> = spec
@@ -1682,6 +1685,17 @@ mod tests {
             "SELECT record FROM \"Streaming Ingest:WebEvents:rejects\" WHERE line = 9",
         );
         assert_eq!(record, vec![vec![serde_json::Value::from("{broken")]]);
+        // The same file loaded again (an activation sample a courier later
+        // picks up) changes nothing: not the rows, not the rejects.
+        tables
+            .load_file(&[&spec], &file, None)
+            .expect("load")
+            .expect("loaded");
+        let rejects_again = rows(
+            &tables,
+            "SELECT line, reason FROM \"Streaming Ingest:WebEvents:rejects\" ORDER BY line",
+        );
+        assert_eq!(rejects_again, expected);
     }
 
     #[test]
