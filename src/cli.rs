@@ -246,6 +246,10 @@ impl From<FormatArg> for PayloadFormat {
 /// any indented lines of it such as the missing arguments), without the
 /// usage and tips that follow, and a pointer to `--help`.
 fn usage_error_line(error: &clap::Error) -> String {
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap's "error" is then the whole help of the command.
+        return "a subcommand is required (see --help)".to_string();
+    }
     let text = error.render().to_string();
     let reason: Vec<&str> = text
         .lines()
@@ -631,6 +635,8 @@ mod tests {
                 assert!(line.ends_with(" (see --help)"), "{args:?}: {line}");
             }
         }
+        let bare = Cli::try_parse_from(["sluice", "tenant"]).expect_err("no subcommand");
+        assert_eq!(usage_error_line(&bare), "a subcommand is required (see --help)");
         let missing = Cli::try_parse_from(["sluice", "key", "add", "--name", "n"]).expect_err("missing");
         assert_eq!(
             usage_error_line(&missing),

@@ -104,7 +104,7 @@ impl Reject {
             }
             Reject::PayloadTooLarge => "The request body is larger than the limit.",
             Reject::ExpectationFailed => "Only Expect: 100-continue is supported.",
-            Reject::RateLimited => "Too many requests for this tenant; retry later.",
+            Reject::RateLimited => "Too many requests for this tenant or stream; retry later.",
             Reject::Body(error) => error.message(),
             Reject::BadChunk => "The chunked body is malformed.",
             Reject::WriterBehind => "The stream's writer is behind; retry later.",
@@ -160,7 +160,9 @@ struct Bucket {
 
 impl Bucket {
     /// The bucket of `key` in `buckets`, refilled at `rate / workers` per
-    /// second up to that many tokens (at least one).
+    /// second (the workers' shares add up to the limit, however small)
+    /// and holding up to that many tokens, but at least one, so that a
+    /// limit smaller than the worker count still lets requests through.
     fn refill<'m>(
         buckets: &'m mut FastMap<String, Bucket>,
         key: &str,
@@ -168,19 +170,20 @@ impl Bucket {
         workers: f64,
         now: Instant,
     ) -> &'m mut Bucket {
-        let share = (f64::from(rate) / workers).max(1.0);
+        let share = f64::from(rate) / workers;
+        let capacity = share.max(1.0);
         if !buckets.contains_key(key) {
             buckets.insert(
                 key.to_owned(),
                 Bucket {
-                    tokens: share,
+                    tokens: capacity,
                     refilled: now,
                 },
             );
         }
         let bucket = buckets.get_mut(key).expect("just ensured");
         let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * share).min(share);
+        bucket.tokens = (bucket.tokens + elapsed * share).min(capacity);
         bucket.refilled = now;
         bucket
     }

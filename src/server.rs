@@ -209,7 +209,21 @@ struct Shared {
 /// the last run's closing connections) fails with "address in use" when
 /// anyone listens there. The probe never listens and is closed before the
 /// workers bind the address it found.
+///
+/// Two appliances started at the same instant could both pass the probe
+/// before either binds; so a fixed port is also claimed by binding an
+/// abstract Unix socket named after the address, held until the process
+/// exits (the kernel drops it then, however the process ends).
 fn claim_address(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    if addr.port() != 0 {
+        use std::os::linux::net::SocketAddrExt;
+        static ADDRESS_LOCK: std::sync::OnceLock<std::os::unix::net::UnixListener> =
+            std::sync::OnceLock::new();
+        let name = format!("sluice-listen-{addr}");
+        let lock_addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+        let lock = std::os::unix::net::UnixListener::bind_addr(&lock_addr)?;
+        let _ = ADDRESS_LOCK.set(lock);
+    }
     let probe = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     probe.set_reuse_address(true)?;
     probe.bind(&addr.into())?;

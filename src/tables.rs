@@ -733,7 +733,11 @@ impl Tables {
         ledger: Option<LedgerEntry<'_>>,
     ) -> Result<Option<LoadCounts>, TablesError> {
         let records = FileRecords::read(file)?;
-        let file_text = file.to_string_lossy();
+        // Rejects name the file by its canonical path: the activation sample
+        // (a path as the operator typed it) and the same file found by a
+        // courier run (under the data directory) are one file.
+        let canonical = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf());
+        let file_text = canonical.to_string_lossy();
         let loaded_at = now_micros();
         let Tables {
             connection,
@@ -1689,6 +1693,16 @@ mod tests {
         // picks up) changes nothing: not the rows, not the rejects.
         tables
             .load_file(&[&spec], &file, None)
+            .expect("load")
+            .expect("loaded");
+        // Also when named by another path (as an operator may type it).
+        let parent = file.parent().expect("a folder");
+        let alias = parent
+            .join("..")
+            .join(parent.file_name().expect("a name"))
+            .join("mixed.ndjson");
+        tables
+            .load_file(&[&spec], &alias, None)
             .expect("load")
             .expect("loaded");
         let rejects_again = rows(

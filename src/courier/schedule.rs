@@ -573,8 +573,10 @@ impl RunPlan {
     }
 
     /// A run by hand for `day`, started at `now`: it waits for files like
-    /// a scheduled run (the wait time counted from `now`), but not for
-    /// constraints.
+    /// a scheduled run, but not for constraints. The wait counts from the
+    /// end of the window, as for a scheduled run, and never past `now` plus
+    /// the wait time: a past day with no file fails after one look (files
+    /// are filed by the hour they arrive in, so none can still come).
     pub fn manual(group: &GroupRecord, zone: Tz, day: NaiveDate, now: DateTime<Utc>) -> RunPlan {
         let settings = &group.settings;
         let range = day_window(zone, settings.file_dates_in_tz, day);
@@ -596,7 +598,7 @@ impl RunPlan {
             window,
             trigger: Trigger::Manual,
             wait_seconds: settings.wait_seconds,
-            deadline: now + TimeDelta::seconds(settings.wait_seconds),
+            deadline: now.min(range.to) + TimeDelta::seconds(settings.wait_seconds),
         }
     }
 }
@@ -1992,8 +1994,20 @@ mod tests {
         assert!(plan.after.is_empty(), "constraints gate the schedule only");
         assert_eq!(
             plan.deadline,
-            at("2026-03-10T14:00:00Z"),
-            "the wait counts from the start"
+            at("2026-03-09T02:00:00Z"),
+            "the wait counts from the end of a past window"
+        );
+        let during = at("2026-03-08T12:00:00Z");
+        let today = RunPlan::manual(
+            &g,
+            g.schedule().expect("schedule").zone(),
+            day("2026-03-08"),
+            during,
+        );
+        assert_eq!(
+            today.deadline,
+            at("2026-03-08T14:00:00Z"),
+            "and from now in a window still open"
         );
         g.settings.file_dates_in_tz = true;
         let plan = RunPlan::manual(&g, g.schedule().expect("schedule").zone(), day("2026-03-08"), now);

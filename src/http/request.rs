@@ -242,7 +242,8 @@ pub fn parse_head<'b>(buf: &'b [u8], headers: &mut HeaderSlots<'b>) -> Result<He
         Ok(httparse::Status::Complete(head_len)) => head_len,
         Err(_) => return Err(refuse(buf)),
     };
-    let line = request_line(&buf[..head_len])?;
+    let line = request_line(&buf[..head_len]);
+    check_line_limits(&line)?;
     let line_end = line
         .end
         .expect("invariant: a complete head holds a complete request line");
@@ -262,7 +263,8 @@ pub fn parse_head<'b>(buf: &'b [u8], headers: &mut HeaderSlots<'b>) -> Result<He
 /// limit could hold (431), so a client cannot make the caller buffer more.
 /// Both only ever turn from `Ok` to `Err` as the buffer grows.
 fn check_partial_limits(buf: &[u8]) -> Result<(), HeadError> {
-    let line = request_line(buf)?;
+    let line = request_line(buf);
+    check_line_limits(&line)?;
     let section_len = line.start
         + match line.end {
             Some(end) => buf.len() - end,
@@ -315,6 +317,19 @@ pub fn header_slots<'b>() -> HeaderSlots<'b> {
     [const { MaybeUninit::uninit() }; HEADERS_COUNT_MAX]
 }
 
+/// The limits the request line alone decides, in the order its bytes
+/// arrive: empty lines before it past the header section's limit (431),
+/// then its own length (414).
+fn check_line_limits(line: &RequestLine) -> Result<(), HeadError> {
+    if line.start > HEADER_SECTION_BYTES_MAX + 1 {
+        return Err(HeadError::HeaderSectionTooLarge);
+    }
+    if line.too_long {
+        return Err(HeadError::UriTooLong);
+    }
+    Ok(())
+}
+
 /// Where the request line lies in a buffer that starts a head.
 struct RequestLine {
     /// Its first byte: leading empty lines are skipped, as httparse does
@@ -323,13 +338,15 @@ struct RequestLine {
     start: usize,
     /// Just past its LF, once that has arrived.
     end: Option<usize>,
+    /// Already known to be longer than the limit (414).
+    too_long: bool,
 }
 
-/// Finds the request line, refusing one that is already known to be over
-/// the limit (414). The line's length excludes its CRLF; a trailing CR at
-/// the very end of the buffer may be the start of the CRLF, so it is not
-/// counted until the next byte proves otherwise.
-fn request_line(buf: &[u8]) -> Result<RequestLine, HeadError> {
+/// Finds the request line and whether it is already known to be over the
+/// limit. The line's length excludes its CRLF; a trailing CR at the very
+/// end of the buffer may be the start of the CRLF, so it is not counted
+/// until the next byte proves otherwise.
+fn request_line(buf: &[u8]) -> RequestLine {
     let start = buf
         .iter()
         .position(|&byte| byte != b'\r' && byte != b'\n')
@@ -341,13 +358,11 @@ fn request_line(buf: &[u8]) -> Result<RequestLine, HeadError> {
     let lf = memchr::memchr(b'\n', window);
     let line = lf.map_or(window, |lf| &window[..lf]);
     let line_bytes = line.len() - usize::from(line.last() == Some(&b'\r'));
-    if line_bytes > REQUEST_LINE_BYTES_MAX {
-        return Err(HeadError::UriTooLong);
-    }
-    Ok(RequestLine {
+    RequestLine {
         start,
         end: lf.map(|lf| start + lf + 1),
-    })
+        too_long: line_bytes > REQUEST_LINE_BYTES_MAX,
+    }
 }
 
 /// Scans a head for a CR not followed by LF, an LF not preceded by CR, and a
@@ -613,7 +628,11 @@ fn strip_scheme_and_authority(target: &str) -> &str {
             .then(|| &target[scheme.len()..])
     });
     match after_scheme {
-        Some(rest) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        // The authority ends at the path, or at a query with no path.
+        Some(rest) => match rest.find(['/', '?']) {
+            Some(end) if rest[end..].starts_with('/') => &rest[end..],
+            _ => "",
+        },
         None => target,
     }
 }
@@ -932,6 +951,11 @@ mod tests {
             parse(&[&blank[..], b"\r\n"].concat()),
             Err(HeadError::HeaderSectionTooLarge)
         );
+        // ...and they are refused before a too long request line after
+        // them, whole as byte by byte.
+        let long = line_of_length(REQUEST_LINE_BYTES_MAX + 1);
+        let both = [&blank[..], b"\r\n", long.as_bytes(), b"\r\nHost: a\r\n\r\n"].concat();
+        assert_eq!(parse(&both), Err(HeadError::HeaderSectionTooLarge));
     }
 
     /// A request line of exactly `length` bytes, CRLF excluded.
@@ -1098,6 +1122,7 @@ mod tests {
             ("http://host/stream/v0/data/abc", PathMatch::Stream("abc")),
             ("HTTPS://host:8080/stream/v0/data/abc?x", PathMatch::Stream("abc")),
             ("http://host", PathMatch::Unknown),
+            ("http://host?/stream/v0/data/abc", PathMatch::Unknown),
             ("http://host/stream/v0/data/", PathMatch::Unknown),
             ("ftp://host/stream/v0/data/abc", PathMatch::Unknown),
             ("*", PathMatch::Unknown),
