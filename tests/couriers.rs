@@ -109,6 +109,9 @@ fn seed_walk_through_from_empty_courier_to_rows() {
         .expect("path")
         .to_owned();
     assert_eq!(PathBuf::from(&sample), data.sealed_files()[0]);
+    let as_json = data.ok(&["courier", "samples", "--tenant", "acme", COURIER, "--json"]);
+    let as_json: serde_json::Value = serde_json::from_str(&as_json).expect("a JSON array");
+    assert_eq!(as_json[0]["path"], sample.as_str());
 
     // Add the feed from the sample and activate it.
     let feed = data.ok(&[

@@ -77,6 +77,9 @@ pub(super) enum CourierCommand {
         #[arg(long)]
         tenant: String,
         name: String,
+        /// Print a JSON array of {path, run_id, added_at} objects instead.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -405,8 +408,12 @@ pub(super) fn run_courier(
                 bail!("{}", summary.message);
             }
         }
-        CourierCommand::Samples { tenant, name } => {
-            for sample in couriers::samples_list(&store, &tenant, &name)? {
+        CourierCommand::Samples { tenant, name, json } => {
+            let samples = couriers::samples_list(&store, &tenant, &name)?;
+            if json {
+                return super::write_json(out, &samples);
+            }
+            for sample in samples {
                 writeln!(out, "{}\t{}", sample.path, sample.run_id)?;
             }
         }

@@ -141,6 +141,9 @@ pub enum GroupCommand {
             value_parser = clap::value_parser!(u64).range(1..=NEXT_COUNT_MAX as u64)
         )]
         count: u64,
+        /// Print a JSON array of RFC 3339 times instead.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a group's run history, newest first, with per-courier results.
     Runs {
@@ -275,11 +278,24 @@ pub fn run_with(
         GroupCommand::Run { tenant, name, days } => {
             run_days(store, runner, now, &tenant, &name, days, out, diagnostics)?
         }
-        GroupCommand::Next { tenant, name, count } => {
+        GroupCommand::Next {
+            tenant,
+            name,
+            count,
+            json,
+        } => {
             let group = groups::show(store, &tenant, &name)?;
             let schedule = group.schedule()?;
-            for fire in schedule.next_fires(now, usize::try_from(count)?) {
-                writeln!(out, "{}", schedule::format_in_zone(schedule.zone(), fire))?;
+            let fires: Vec<String> = schedule
+                .next_fires(now, usize::try_from(count)?)
+                .into_iter()
+                .map(|fire| schedule::format_in_zone(schedule.zone(), fire))
+                .collect();
+            if json {
+                return write_json(out, &fires);
+            }
+            for fire in fires {
+                writeln!(out, "{fire}")?;
             }
         }
         GroupCommand::Runs {
@@ -661,6 +677,17 @@ mod tests {
                 "2026-03-07T02:30:00-08:00\n2026-03-08T03:00:00-07:00\n2026-03-09T02:30:00-07:00\n"
                     .to_string()
             )
+        );
+        let next_json = group(
+            &mut store,
+            now,
+            &["next", "--tenant", "acme", "nightly", "--count", "2", "--json"],
+        )
+        .expect("next --json");
+        let next_json: Vec<String> = serde_json::from_str(&next_json).expect("a JSON array");
+        assert_eq!(
+            next_json,
+            ["2026-03-07T02:30:00-08:00", "2026-03-08T03:00:00-07:00"]
         );
         // A run by hand fails because one courier fails; it still prints its id.
         let ran = group(
