@@ -10,6 +10,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -308,6 +309,31 @@ pub fn run_with(
     Ok(())
 }
 
+/// Set by the first SIGINT or SIGTERM while `group run` runs.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn request_stop(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// Lets the first SIGINT (Ctrl-C) or SIGTERM end a waiting run by hand as
+/// `interrupted` (recorded, not left `running`); the handler resets itself,
+/// so a second signal stops the process at once as usual.
+fn stop_on_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed `sigaction` is a valid value to fill in; the
+        // handler only stores to an atomic.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = request_stop as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESETHAND;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Runs a group by hand for each day; prints each run's id; fails naming
 /// every day whose run failed.
 #[allow(clippy::too_many_arguments)]
@@ -330,9 +356,16 @@ fn run_days(
         "at most {RUN_DAYS_MAX} days per group run, got {}",
         days.len()
     );
+    if !cfg!(test) {
+        stop_on_signals();
+    }
     let mut failures = Vec::new();
     for day in days {
-        let (run_id, outcome) = schedule::run_by_hand(store, runner, &group, day)
+        if STOP_REQUESTED.load(Ordering::SeqCst) {
+            failures.push(format!("{day}: not run, stopped"));
+            continue;
+        }
+        let (run_id, outcome) = schedule::run_by_hand(store, runner, &group, day, &STOP_REQUESTED)
             .with_context(|| format!("group {name:?} for {day}"))?;
         writeln!(out, "{run_id}")?;
         writeln!(

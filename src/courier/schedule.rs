@@ -101,6 +101,10 @@ pub const NEXT_COUNT_MAX: usize = 100;
 /// groups' runs. Each ask lists a stream's folders for the window.
 pub const WAIT_POLL_MS: u64 = 5_000;
 
+/// The same for a run by hand, whose operator is waiting at a terminal
+/// (and may press Ctrl-C).
+pub const MANUAL_POLL_MS: u64 = 1_000;
+
 /// How often the scheduler looks for due groups. Bounds how late after its
 /// fire time a group starts.
 pub const TICK_MS: u64 = 500;
@@ -679,7 +683,7 @@ pub fn run_group(
 fn execute(store: &Store, env: &RunEnv<'_>, plan: &RunPlan) -> GroupOutcome {
     let interrupted = || GroupOutcome {
         status: RunStatus::Interrupted,
-        message: "the appliance stopped while this run was waiting".to_string(),
+        message: "the run was stopped while it was waiting".to_string(),
         couriers: Vec::new(),
     };
     if plan.trigger != Trigger::Manual {
@@ -1159,15 +1163,18 @@ impl RunContext {
     }
 }
 
-/// Runs `group` by hand for `day` (waiting for files, not for constraints).
+/// Runs `group` by hand for `day` (waiting for files, not for
+/// constraints). Setting `stop` (the CLI does on SIGINT or SIGTERM) ends a
+/// waiting run as `interrupted` within [`MANUAL_POLL_MS`], so it is never
+/// left `running` in the history.
 pub fn run_by_hand(
     store: &mut Store,
     runner: &dyn CourierRunner,
     group: &GroupRecord,
     day: NaiveDate,
+    stop: &AtomicBool,
 ) -> Result<(i64, GroupOutcome), GroupError> {
     let schedule = group.schedule()?;
-    let never = AtomicBool::new(false);
     let pacer = ClockPacer {
         clock: Clock::system(),
     };
@@ -1175,8 +1182,8 @@ pub fn run_by_hand(
     let env = RunEnv {
         runner,
         pacer: &pacer,
-        stop: &never,
-        poll: Duration::from_millis(WAIT_POLL_MS),
+        stop,
+        poll: Duration::from_millis(MANUAL_POLL_MS),
     };
     run_group(store, &env, &plan)
 }
@@ -2024,7 +2031,14 @@ mod tests {
         // A window with no sealed file: the run fails saying nothing
         // arrived, like a scheduled one, and runs no courier.
         let runner = FakeRunner::default();
-        let (_, outcome) = run_by_hand(&mut store, &runner, &g, day("2026-03-08")).expect("run");
+        let (_, outcome) = run_by_hand(
+            &mut store,
+            &runner,
+            &g,
+            day("2026-03-08"),
+            &AtomicBool::new(false),
+        )
+        .expect("run");
         assert_eq!(outcome.status, RunStatus::Failed);
         assert!(outcome.message.contains("no sealed files"), "{}", outcome.message);
         assert!(runner.runs().is_empty());
@@ -2033,12 +2047,30 @@ mod tests {
         runner
             .files_from
             .insert("c-1".to_string(), at("2026-03-01T00:00:00Z"));
-        let (_, outcome) = run_by_hand(&mut store, &runner, &g, day("2026-03-08")).expect("run");
+        let (_, outcome) = run_by_hand(
+            &mut store,
+            &runner,
+            &g,
+            day("2026-03-08"),
+            &AtomicBool::new(false),
+        )
+        .expect("run");
         assert_eq!(outcome.status, RunStatus::Succeeded);
         assert_eq!(runner.runs().len(), 1);
         assert_eq!(
             groups::runs(&store, "acme", "g", 1).expect("runs")[0].trigger,
             "manual"
+        );
+        // A run by hand of today that waits for files, stopped (Ctrl-C):
+        // it ends interrupted instead of staying `running`.
+        g.settings.wait_seconds = 3_600;
+        let today = Utc::now().date_naive();
+        let stop = AtomicBool::new(true);
+        let (_, outcome) = run_by_hand(&mut store, &FakeRunner::default(), &g, today, &stop).expect("run");
+        assert_eq!(outcome.status, RunStatus::Interrupted);
+        assert_eq!(
+            groups::runs(&store, "acme", "g", 1).expect("runs")[0].status,
+            RunStatus::Interrupted
         );
     }
 
