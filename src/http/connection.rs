@@ -112,24 +112,6 @@ fn log_failure(worker: &Worker, admitted: &Admitted, reject: Reject) {
     ]);
 }
 
-/// Bytes that may arrive after a partial head without it being parsed
-/// again, unless they hold a line end.
-const REPARSE_BYTES_MIN: usize = 1024;
-
-/// Whether `input`, of which a parse saw the first `parsed` bytes (and
-/// found the head partial), is worth parsing again: at first; once a line
-/// end arrived (only then can a head complete, or a line be judged); or
-/// once enough more bytes came to cross a limit. Parsing after every read
-/// would make a head sent a few bytes per packet cost time quadratic in
-/// its length. The answer is the same either way (`parse_head` decides by
-/// the shortest refused prefix), at most a little later.
-fn worth_parsing(input: &[u8], parsed: usize) -> bool {
-    !input.is_empty()
-        && (parsed == 0
-            || input.len() - parsed >= REPARSE_BYTES_MIN
-            || memchr::memchr(b'\n', &input[parsed..]).is_some())
-}
-
 /// What a parsed head left behind once its borrow of the input ended.
 struct Head {
     decision: Result<Admitted, Reject>,
@@ -188,11 +170,8 @@ impl Connection {
     /// already answered).
     async fn read_head(&mut self, worker: &Worker) -> io::Result<Option<Head>> {
         let mut deadline = None;
-        // How much of `input` the last parse saw (0: none yet).
-        let mut parsed = 0;
         loop {
-            if worth_parsing(&self.input, parsed) {
-                parsed = self.input.len();
+            if !self.input.is_empty() {
                 let mut headers = request::header_slots();
                 match request::parse_head(&self.input, &mut headers) {
                     Ok(HeadStatus::Complete { head, head_len }) => {
@@ -443,24 +422,4 @@ pub fn shut_down_idle(state: &ConnectionState) {
 /// The raw descriptor of a stream, for [`ConnectionState`].
 pub fn raw_fd(stream: &TcpStream) -> RawFd {
     stream.as_raw_fd()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_partial_head_is_parsed_again_only_on_a_line_end_or_enough_bytes() {
-        assert!(!worth_parsing(b"", 0), "nothing to parse");
-        assert!(worth_parsing(b"P", 0), "the first bytes always");
-        assert!(!worth_parsing(b"POST /s", 1), "a few more bytes of the same line");
-        assert!(worth_parsing(b"POST /s HTTP/1.1\r\n", 7), "a line end came");
-        assert!(
-            !worth_parsing(b"POST /s HTTP/1.1\r\nHo", 18),
-            "the LF was seen already"
-        );
-        let long = vec![b'a'; 1 + REPARSE_BYTES_MIN];
-        assert!(worth_parsing(&long, 1), "enough more bytes to cross a limit");
-        assert!(!worth_parsing(&long[..REPARSE_BYTES_MIN], 1));
-    }
 }
