@@ -564,6 +564,17 @@ fn keep_alive_pipelining_http10_and_continue() {
     assert_eq!((r.status, r.header("connection")), (400, Some("close")));
     assert!(is_closed(&mut stream));
 
+    // A head refused by bytes that arrive later, in a short piece without
+    // a newline, is answered at once all the same.
+    let mut stream = server.connect();
+    stream
+        .write_all(b"POST /x HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(100));
+    stream.write_all(b"\x00").expect("write");
+    let r = read_response(&mut stream).expect("an answer before the head timeout");
+    assert_eq!((r.status, r.header("connection")), (400, Some("close")));
+
     // HEAD on a stream path: 405 with its header fields but no content, so
     // the pipelined POST after it is answered right after its head.
     let mut raw = format!(
