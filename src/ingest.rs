@@ -22,6 +22,7 @@ use crate::convert::ConvertError;
 use crate::convert::json::JsonConverter;
 use crate::convert::xml::XmlConverter;
 use crate::http::request::{self, BodyFraming, Expect, HeadError, Method, PathMatch, RequestHead};
+use crate::rate::{Limit, RateLimiters};
 use crate::ring::{Outcome, StreamLog, StreamLogs, Ticket};
 use crate::telemetry;
 
@@ -151,42 +152,20 @@ pub struct Admitted {
     pub flush_timeout: Option<Duration>,
 }
 
-/// A tenant's or stream's token bucket (per worker: each worker gets its
-/// share of the limit).
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-}
-
-impl Bucket {
-    /// The bucket of `key` in `buckets`, refilled at `rate / workers` per
-    /// second (the workers' shares add up to the limit, however small)
-    /// and holding up to that many tokens, but at least one, so that a
-    /// limit smaller than the worker count still lets requests through.
-    fn refill<'m>(
-        buckets: &'m mut FastMap<String, Bucket>,
-        key: &str,
-        rate: u32,
-        workers: f64,
-        now: Instant,
-    ) -> &'m mut Bucket {
-        let share = f64::from(rate) / workers;
-        let capacity = share.max(1.0);
-        if !buckets.contains_key(key) {
-            buckets.insert(
-                key.to_owned(),
-                Bucket {
-                    tokens: capacity,
-                    refilled: now,
-                },
-            );
-        }
-        let bucket = buckets.get_mut(key).expect("just ensured");
-        let elapsed = now.duration_since(bucket.refilled).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed * share).min(capacity);
-        bucket.refilled = now;
-        bucket
+/// The limit of `key`, from this worker's map, else from `shared` (and
+/// kept in the map).
+fn local_limit(
+    local: &RefCell<FastMap<String, Arc<Limit>>>,
+    key: &str,
+    shared: impl FnOnce() -> Arc<Limit>,
+) -> Arc<Limit> {
+    let mut local = local.borrow_mut();
+    if let Some(limit) = local.get(key) {
+        return Arc::clone(limit);
     }
+    let limit = shared();
+    local.insert(key.to_owned(), Arc::clone(&limit));
+    limit
 }
 
 /// What one worker thread keeps between requests.
@@ -209,8 +188,10 @@ pub struct Worker {
     /// The buffer records are converted into; reused while records are
     /// written at once, handed to the ring (and replaced) when not.
     record: RefCell<Vec<u8>>,
-    tenant_buckets: RefCell<FastMap<String, Bucket>>,
-    stream_buckets: RefCell<FastMap<String, Bucket>>,
+    /// Every worker's rate limits, and the ones this worker used.
+    rate_limiters: Arc<RateLimiters>,
+    tenant_limits: RefCell<FastMap<String, Arc<Limit>>>,
+    stream_limits: RefCell<FastMap<String, Arc<Limit>>>,
     pub shutting_down: Arc<AtomicBool>,
     /// Open connections on this worker.
     pub connections: Cell<usize>,
@@ -231,6 +212,7 @@ impl Worker {
         logs: Arc<StreamLogs>,
         shutting_down: Arc<AtomicBool>,
         stats: Arc<WorkerStats>,
+        rate_limiters: Arc<RateLimiters>,
     ) -> Worker {
         let snapshot = snapshot_cell.load();
         Worker {
@@ -245,8 +227,9 @@ impl Worker {
             json: RefCell::new(JsonConverter::new()),
             xml: RefCell::new(XmlConverter::new()),
             record: RefCell::new(Vec::new()),
-            tenant_buckets: RefCell::new(FastMap::default()),
-            stream_buckets: RefCell::new(FastMap::default()),
+            rate_limiters,
+            tenant_limits: RefCell::new(FastMap::default()),
+            stream_limits: RefCell::new(FastMap::default()),
             shutting_down,
             connections: Cell::new(0),
             flusher_tasks: Rc::new(Cell::new(0)),
@@ -357,30 +340,38 @@ impl Worker {
         log
     }
 
-    /// Takes one request's token from its tenant's and its stream's bucket
-    /// (each limit is shared among the workers), or refuses with 429 and
-    /// takes nothing when either is empty.
+    /// Counts one request against its tenant's and its stream's limit
+    /// (each the appliance's, shared by every worker; see
+    /// [`crate::rate`]), or refuses with 429 and counts nothing when
+    /// either is reached.
     fn take_token(&self, config: &Config, tenant: &str, stream_id: &str) -> Result<(), Reject> {
         let limits = &config.rate_limits;
         if limits.is_empty() {
             return Ok(());
         }
-        let now = Instant::now();
-        let workers = config.workers as f64;
-        let mut tenant_buckets = self.tenant_buckets.borrow_mut();
-        let mut stream_buckets = self.stream_buckets.borrow_mut();
-        let mut tenant_bucket = limits
-            .for_tenant(tenant)
-            .map(|rate| Bucket::refill(&mut tenant_buckets, tenant, rate, workers, now));
-        let mut stream_bucket = limits
-            .for_stream(stream_id)
-            .map(|rate| Bucket::refill(&mut stream_buckets, stream_id, rate, workers, now));
-        let full = |bucket: &Option<&mut Bucket>| bucket.as_ref().is_none_or(|bucket| bucket.tokens >= 1.0);
-        if !full(&tenant_bucket) || !full(&stream_bucket) {
-            return Err(Reject::RateLimited);
+        let now = self.rate_limiters.now();
+        let tenant_limit = limits.for_tenant(tenant).map(|rate| {
+            let limit = local_limit(&self.tenant_limits, tenant, || self.rate_limiters.tenant(tenant));
+            (limit, rate)
+        });
+        let stream_limit = limits.for_stream(stream_id).map(|rate| {
+            let limit = local_limit(&self.stream_limits, stream_id, || {
+                self.rate_limiters.stream(stream_id)
+            });
+            (limit, rate)
+        });
+        if let Some((limit, rate)) = &tenant_limit {
+            if !limit.take(now, *rate) {
+                return Err(Reject::RateLimited);
+            }
         }
-        for bucket in [&mut tenant_bucket, &mut stream_bucket].into_iter().flatten() {
-            bucket.tokens -= 1.0;
+        if let Some((limit, rate)) = &stream_limit {
+            if !limit.take(now, *rate) {
+                if let Some((limit, rate)) = &tenant_limit {
+                    limit.give_back(*rate);
+                }
+                return Err(Reject::RateLimited);
+            }
         }
         Ok(())
     }

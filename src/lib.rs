@@ -36,6 +36,7 @@ pub mod http;
 pub mod ingest;
 pub mod limits;
 pub mod postman;
+pub mod rate;
 pub mod ring;
 pub mod segment;
 pub mod server;

@@ -145,6 +145,7 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
         stats,
         liveness: Arc::clone(&liveness),
         task_run,
+        rate_limiters: Arc::default(),
     };
     let (workers, addr) = match start_workers(&shared) {
         Ok(started) => started,
@@ -197,6 +198,7 @@ struct Shared {
     stats: Vec<Arc<WorkerStats>>,
     liveness: Arc<Liveness>,
     task_run: TaskRun,
+    rate_limiters: Arc<crate::rate::RateLimiters>,
 }
 
 /// Checks that nobody listens on `addr` and picks the port when it is 0.
@@ -297,6 +299,7 @@ fn worker_thread(
             Arc::clone(&shared.logs),
             Arc::clone(&shared.shutting_down),
             Arc::clone(&shared.stats[index]),
+            Arc::clone(&shared.rate_limiters),
         ));
         serve(listener, worker, Arc::clone(&shared.liveness)).await;
     });
