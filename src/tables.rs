@@ -486,7 +486,11 @@ pub fn infer_columns(sample: &Path, query: Option<&str>) -> Result<Vec<Column>, 
                 )));
             }
             let mut statement = connection.prepare(
-                "SELECT j.key, j.type FROM temp.raw AS r, json_each(r.record) AS j ORDER BY r.rowid, j.id",
+                // An integer past 64 bits is read as a REAL: the column
+                // must hold it (an INTEGER column would reject its own
+                // sample's record).
+                "SELECT j.key, CASE WHEN j.type = 'integer' AND typeof(j.atom) <> 'integer' THEN 'real' ELSE j.type END \
+                 FROM temp.raw AS r, json_each(r.record) AS j ORDER BY r.rowid, j.id",
             )?;
             let mut rows = statement.query([])?;
             while let Some(row) = rows.next()? {
@@ -1385,6 +1389,11 @@ mod tests {
                 Ok(vec![("a", Real), ("b", Text), ("c", Integer)]),
             ),
             ("{\"z\":1,\"a\":2}\n\n", Ok(vec![("z", Integer), ("a", Integer)])),
+            // An integer past 64 bits needs a REAL column, whatever follows.
+            (
+                "{\"big\":12345678901234567890}\n{\"big\":1}\n",
+                Ok(vec![("big", Real)]),
+            ),
             ("[1,2]\n", Err("1 of its records are not JSON objects")),
             ("not json\n", Err("1 of its records are not JSON objects")),
             ("", Err("it has no records with fields")),

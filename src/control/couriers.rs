@@ -715,6 +715,7 @@ pub fn feed_add(store: &mut Store, tenant: &str, draft: FeedDraft) -> Result<Str
     }
     let table = format!("{}:{}", draft.source, draft.name);
     let sample_file = absolute(&draft.sample_file)?;
+    check_sample_owner(store.data_dir(), tenant, &sample_file)?;
     let columns = tables::infer_columns(&sample_file, draft.query.as_deref())?;
     let feed = FeedRecord {
         id: String::new(),
@@ -793,7 +794,9 @@ pub fn feed_edit(
         feed.query = query;
     }
     if let Some(sample) = changes.sample_file {
-        feed.sample_file = absolute(&sample)?.to_string_lossy().into_owned();
+        let sample = absolute(&sample)?;
+        check_sample_owner(store.data_dir(), tenant, &sample)?;
+        feed.sample_file = sample.to_string_lossy().into_owned();
     }
     if reshapes {
         feed.columns = tables::infer_columns(Path::new(&feed.sample_file), feed.query.as_deref())?;
@@ -1278,6 +1281,36 @@ fn check_text(what: &str, text: &str) -> Result<(), CourierError> {
 
 /// A sample path made absolute, so the feed still finds it when the CLI
 /// runs from another directory.
+/// Refuses a sample file that lies in another tenant's part of the data
+/// directory (SPEC §2: nothing crosses tenants): its schema and, at
+/// activation, its records would reach this tenant's tables. Files of the
+/// tenant itself and files outside the data directory (an operator's own
+/// sample) are fine.
+fn check_sample_owner(data_dir: &Path, tenant: &str, sample: &Path) -> Result<(), CourierError> {
+    let (Ok(sample), Ok(tenants)) = (
+        std::fs::canonicalize(sample),
+        std::fs::canonicalize(data_dir.join("tenants")),
+    ) else {
+        // A sample that does not exist fails when it is read, with its
+        // own message; without a tenants folder nobody owns anything yet.
+        return Ok(());
+    };
+    let Ok(inside) = sample.strip_prefix(&tenants) else {
+        return Ok(());
+    };
+    match inside.components().next() {
+        Some(std::path::Component::Normal(owner)) if owner != tenant => Err(CourierError::invalid(
+            "sample-of-another-tenant",
+            format!(
+                "sample file {} belongs to tenant {:?}; a feed of tenant {tenant:?} may only read that tenant's files",
+                sample.display(),
+                owner.to_string_lossy()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn absolute(path: &Path) -> Result<PathBuf, CourierError> {
     std::path::absolute(path).map_err(|error| {
         CourierError::Tables(TablesError::Io {
@@ -1625,6 +1658,30 @@ mod tests {
                 (outcome, expected) => panic!("{}: {outcome:?} vs {expected:?}", draft.name),
             }
         }
+        // A sample in another tenant's part of the data directory is
+        // refused (nothing crosses tenants); the tenant's own files are fine.
+        let theirs = dir
+            .0
+            .join("tenants/globex/streams/is-AbCDefGH/2026-01-01/00/x.ndjson");
+        let ours = dir
+            .0
+            .join("tenants/acme/streams/is-AbCDefGH/2026-01-01/00/x.ndjson");
+        for path in [&theirs, &ours] {
+            std::fs::create_dir_all(path.parent().expect("folder")).expect("mkdir");
+            std::fs::copy(&sample, path).expect("copy");
+        }
+        let mut foreign = draft("Foreign");
+        foreign.sample_file = dir
+            .0
+            .join("tenants/acme/../globex/streams/is-AbCDefGH/2026-01-01/00/x.ndjson");
+        let error = feed_add(&mut store, "acme", foreign).expect_err("another tenant's file");
+        assert!(
+            error.to_string().contains("belongs to tenant \"globex\""),
+            "{error}"
+        );
+        let mut own = draft("Own");
+        own.sample_file = ours;
+        feed_add(&mut store, "acme", own).expect("the tenant's own file");
         let feed = feed_list(&store, "acme").expect("list").remove(0);
         let courier = CourierSpec {
             load_ops: LoadOps::parse(&format!(

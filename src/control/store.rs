@@ -324,6 +324,11 @@ pub struct Store {
 }
 
 impl Store {
+    /// The data directory this store's database lives in.
+    pub fn data_dir(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
     /// Opens (creating if needed) `<data_dir>/control.db`, creating the data
     /// directory too. A new database file is made readable by its owner
     /// only, because it holds key secrets.
