@@ -138,7 +138,7 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_millis(ADMIN_READ_TIMEOUT_MS)))?;
     let mut head = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let path = loop {
+    let (path, head_request) = loop {
         let n = stream.read(&mut chunk)?;
         if n == 0 {
             return Ok(());
@@ -147,7 +147,12 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
         let mut headers = [httparse::EMPTY_HEADER; HEADERS_COUNT_MAX];
         let mut request = httparse::Request::new(&mut headers);
         match request.parse(&head) {
-            Ok(httparse::Status::Complete(_)) => break request.path.unwrap_or("/").to_owned(),
+            Ok(httparse::Status::Complete(_)) => {
+                break (
+                    request.path.unwrap_or("/").to_owned(),
+                    request.method == Some("HEAD"),
+                );
+            }
             Ok(httparse::Status::Partial) if head.len() < ADMIN_HEAD_BYTES_MAX => continue,
             _ => return Ok(()),
         }
@@ -182,6 +187,12 @@ fn answer(mut stream: TcpStream, state: &AdminState) -> std::io::Result<()> {
             false,
             ErrorExtra::default(),
         ),
+    }
+    if head_request {
+        // The same status and header fields, no content (RFC 9110 §9.3.2).
+        if let Some(end) = memchr::memmem::find(&out, b"\r\n\r\n") {
+            out.truncate(end + 4);
+        }
     }
     stream.write_all(&out)
 }

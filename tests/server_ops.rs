@@ -29,11 +29,15 @@ fn admin_addr(server: &Server) -> std::net::SocketAddr {
 
 /// A plain GET on the admin listener: (status, body).
 fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    admin_request(addr, "GET", path)
+}
+
+fn admin_request(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let status = response[9..12].parse().expect("status");
@@ -98,6 +102,8 @@ fn metrics_count_what_was_sent_and_health_endpoints_answer() {
     )
     .0 == 200));
     assert_eq!(admin_get(admin, "/readyz").0, 200);
+    // HEAD (as some health checkers send): the status, no content.
+    assert_eq!(admin_request(admin, "HEAD", "/healthz"), (200, String::new()));
     let mut stream = server.connect();
     for n in 0..7 {
         stream
