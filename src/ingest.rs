@@ -21,6 +21,7 @@ use crate::control::snapshot::{FastMap, PayloadFormat, Published, Snapshot, Snap
 use crate::convert::ConvertError;
 use crate::convert::json::JsonConverter;
 use crate::convert::xml::XmlConverter;
+use crate::courier::RefreshSignal;
 use crate::http::request::{self, BodyFraming, Expect, HeadError, Method, PathMatch, RequestHead};
 use crate::rate::{Limit, RateLimiters};
 use crate::ring::{Outcome, StreamLog, StreamLogs, Ticket};
@@ -125,6 +126,16 @@ impl Reject {
         }
     }
 
+    /// True when a fresher control snapshot could turn this refusal into
+    /// an acceptance: a key, tenant or stream the snapshot does not know
+    /// (yet), or a signature that a just-rotated secret would verify.
+    pub fn may_be_stale(self) -> bool {
+        matches!(
+            self,
+            Reject::UnknownStream | Reject::Auth(AuthError::UnknownKey | AuthError::Signature)
+        )
+    }
+
     /// True when the connection must be closed after the response: the
     /// request was malformed (SPEC §1: "a malformed request answers once and
     /// closes the connection" — its head, its framing or its body, every
@@ -168,6 +179,10 @@ fn local_limit(
     limit
 }
 
+/// The longest a request that the snapshot would refuse waits for a fresh
+/// one (see [`Worker::await_fresh_snapshot`]).
+pub const FRESH_SNAPSHOT_WAIT_MS: u64 = 50;
+
 /// What one worker thread keeps between requests.
 pub struct Worker {
     pub index: usize,
@@ -190,6 +205,8 @@ pub struct Worker {
     record: RefCell<Vec<u8>>,
     /// Every worker's rate limits, and the ones this worker used.
     rate_limiters: Arc<RateLimiters>,
+    /// Asks the courier thread for a check of the control store now.
+    refresh: Arc<RefreshSignal>,
     tenant_limits: RefCell<FastMap<String, Arc<Limit>>>,
     stream_limits: RefCell<FastMap<String, Arc<Limit>>>,
     pub shutting_down: Arc<AtomicBool>,
@@ -205,6 +222,10 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// A worker with the shared parts every worker gets from the server.
+    // Each argument is one shared part of the server; a struct bundling
+    // them would only be built to be taken apart here.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         index: usize,
         config_cell: Arc<Published<Config>>,
@@ -213,6 +234,7 @@ impl Worker {
         shutting_down: Arc<AtomicBool>,
         stats: Arc<WorkerStats>,
         rate_limiters: Arc<RateLimiters>,
+        refresh: Arc<RefreshSignal>,
     ) -> Worker {
         let snapshot = snapshot_cell.load();
         Worker {
@@ -228,6 +250,7 @@ impl Worker {
             xml: RefCell::new(XmlConverter::new()),
             record: RefCell::new(Vec::new()),
             rate_limiters,
+            refresh,
             tenant_limits: RefCell::new(FastMap::default()),
             stream_limits: RefCell::new(FastMap::default()),
             shutting_down,
@@ -263,6 +286,21 @@ impl Worker {
 
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Waits (a few milliseconds, at most [`FRESH_SNAPSHOT_WAIT_MS`]) until
+    /// the courier thread has looked at the control store after this call,
+    /// so that the next [`Worker::admit`] sees keys, tenants and streams
+    /// added just before the request (see [`RefreshSignal`]).
+    pub async fn await_fresh_snapshot(&self) {
+        let before = self.refresh.checks();
+        self.refresh.request();
+        let deadline = Instant::now() + Duration::from_millis(FRESH_SNAPSHOT_WAIT_MS);
+        // The check that ends first may have begun before the request; the
+        // one after it began after.
+        while self.refresh.checks() < before + 2 && Instant::now() < deadline {
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     /// Decides everything that the head alone decides.

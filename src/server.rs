@@ -112,6 +112,7 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
     let snapshot_cell = Arc::new(SnapshotCell::new(snapshot));
     let shutting_down = Arc::new(AtomicBool::new(false));
     let courier_stop = Arc::new(AtomicBool::new(false));
+    let refresh = Arc::new(crate::courier::RefreshSignal::default());
     let courier = {
         let courier = Courier {
             data_dir: data_dir.to_path_buf(),
@@ -121,10 +122,13 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
             stop: Arc::clone(&courier_stop),
             liveness: Arc::clone(&liveness),
             liveness_slot: config.workers,
+            refresh: Arc::clone(&refresh),
         };
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("sluice-courier".into())
-            .spawn(move || courier.run())?
+            .spawn(move || courier.run())?;
+        refresh.set_courier(handle.thread().clone());
+        handle
     };
 
     let config_cell = Arc::new(Published::new((*config).clone()));
@@ -146,6 +150,7 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
         liveness: Arc::clone(&liveness),
         task_run,
         rate_limiters: Arc::default(),
+        refresh,
     };
     let (workers, addr) = match start_workers(&shared) {
         Ok(started) => started,
@@ -199,6 +204,7 @@ struct Shared {
     liveness: Arc<Liveness>,
     task_run: TaskRun,
     rate_limiters: Arc<crate::rate::RateLimiters>,
+    refresh: Arc<crate::courier::RefreshSignal>,
 }
 
 /// Checks that nobody listens on `addr` and picks the port when it is 0.
@@ -300,6 +306,7 @@ fn worker_thread(
             Arc::clone(&shared.shutting_down),
             Arc::clone(&shared.stats[index]),
             Arc::clone(&shared.rate_limiters),
+            Arc::clone(&shared.refresh),
         ));
         serve(listener, worker, Arc::clone(&shared.liveness)).await;
     });

@@ -652,6 +652,27 @@ fn keep_alive_pipelining_http10_and_continue() {
 }
 
 #[test]
+fn a_request_sent_right_after_its_key_and_stream_were_added_is_accepted() {
+    // The quickstart as a script runs it: the server first, then the
+    // commands, then the request at once, with no retry.
+    let data = DataDir::new("at-once");
+    let server = Server::start(&data);
+    let s = setup(&data, "acme");
+    let r = server.send(&post(
+        &s.json_stream,
+        "acme",
+        &s.token,
+        "application/json",
+        b"{\"n\":1}",
+    ));
+    assert_eq!(r.status, 202, "{:?}", r.error_kind());
+    // A stream that does not exist is still refused (after the check).
+    let r = server.send(&post("is-NoSuchOne", "acme", &s.token, "application/json", b"{}"));
+    assert_eq!(r.status, 404);
+    assert!(server.stop().success());
+}
+
+#[test]
 fn key_and_stream_changes_take_effect_live() {
     let data = DataDir::new("live");
     let s = setup(&data, "acme");

@@ -170,13 +170,23 @@ impl Connection {
     /// already answered).
     async fn read_head(&mut self, worker: &Worker) -> io::Result<Option<Head>> {
         let mut deadline = None;
+        let mut refreshed = false;
         loop {
             if !self.input.is_empty() {
                 let mut headers = request::header_slots();
                 match request::parse_head(&self.input, &mut headers) {
                     Ok(HeadStatus::Complete { head, head_len }) => {
+                        let decision = worker.admit(&head);
+                        if decision.as_ref().is_err_and(|reject| reject.may_be_stale()) && !refreshed {
+                            // The key or stream may have been added a moment
+                            // ago: decide again on a fresh snapshot (the
+                            // head is parsed again from the same bytes).
+                            refreshed = true;
+                            worker.await_fresh_snapshot().await;
+                            continue;
+                        }
                         return Ok(Some(Head {
-                            decision: worker.admit(&head),
+                            decision,
                             head_len,
                             framing: head.framing,
                             keep_alive: head.keep_alive && !worker.is_shutting_down(),
