@@ -294,11 +294,12 @@ impl Worker {
     /// added just before the request (see [`RefreshSignal`]).
     pub async fn await_fresh_snapshot(&self) {
         let before = self.refresh.checks();
-        self.refresh.request();
         let deadline = Instant::now() + Duration::from_millis(FRESH_SNAPSHOT_WAIT_MS);
         // The check that ends first may have begun before the request; the
-        // one after it began after.
+        // one after it began after. Asked for again while waiting, since
+        // each check clears the request when it starts.
         while self.refresh.checks() < before + 2 && Instant::now() < deadline {
+            self.refresh.request();
             monoio::time::sleep(Duration::from_millis(1)).await;
         }
     }
