@@ -215,6 +215,7 @@ impl Future for Gathered<'_> {
             .lock()
             .expect("the gather waker is never poisoned") = Some(context.waker().clone());
         self.log.gather_until.store(self.position, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
         // Looked at again with the waker and the position in place: a
         // writer that passed the position in between either saw them or
         // is seen here.
@@ -410,10 +411,7 @@ impl StreamLog {
         self.drain(&mut state, now_ms);
         let outcome = self.write(&mut state, record, now_ms);
         let end = state.position;
-        self.written_position.store(end, Ordering::SeqCst);
-        if self.settings.sync_to_disk {
-            self.wake_gatherer(end);
-        }
+        self.publish_written(end);
         self.release(state);
         Some((outcome, end))
     }
@@ -423,10 +421,7 @@ impl StreamLog {
     fn drain(&self, state: &mut WriterState, now_ms: i64) {
         while let Some(entry) = self.ring.pop() {
             let outcome = self.write(state, &entry.record, now_ms);
-            self.written_position.store(state.position, Ordering::SeqCst);
-            if self.settings.sync_to_disk {
-                self.wake_gatherer(state.position);
-            }
+            self.publish_written(state.position);
             entry.ticket.complete(outcome, state.position);
         }
     }
@@ -702,9 +697,18 @@ impl StreamLog {
         Gathered { log: self, position }
     }
 
-    /// Wakes a gathering flusher once the written position reached what it
-    /// waits for. Called by the writer after each record, in disk mode.
-    fn wake_gatherer(&self, written: u64) {
+    /// Makes the records up to `written` visible to flushes (the writer
+    /// holds the flag). In disk mode it also wakes a gathering flusher
+    /// once the position reached what it waits for; the fence pairs with
+    /// the one in [`Gathered`]'s poll (each side stores, then loads the
+    /// other's value), and only disk mode pays for it: the default mode's
+    /// store stays a plain release store.
+    fn publish_written(&self, written: u64) {
+        self.written_position.store(written, Ordering::Release);
+        if !self.settings.sync_to_disk {
+            return;
+        }
+        fence(Ordering::SeqCst);
         let until = self.gather_until.load(Ordering::SeqCst);
         if until == 0 || written < until {
             return;
