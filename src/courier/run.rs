@@ -120,20 +120,6 @@ struct SealedFile {
     sort_key: String,
 }
 
-/// Sealed files of the courier's stream in the window not yet loaded by this courier.
-pub fn pending_files(
-    data_dir: &std::path::Path,
-    tenant: &str,
-    courier: &str,
-    window: &Window,
-) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let store = Store::open(data_dir)?;
-    let record = couriers::courier_show(&store, tenant, courier)?;
-    let tables = Tables::open(data_dir, tenant)?;
-    let pending = pending_for(data_dir, &record, window, &tables)?;
-    Ok(pending.into_iter().map(|file| file.path).collect())
-}
-
 /// Every sealed file of the courier's stream in `window` (its file
 /// pattern hour applied), loaded or not: what decides whether a group run
 /// waits (SPEC §6: it waits only while the window holds no sealed file at
@@ -146,9 +132,7 @@ pub fn window_files(
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let store = Store::open(data_dir)?;
     let record = couriers::courier_show(&store, tenant, courier)?;
-    let stream_dir = segment::stream_dir(data_dir, &record.tenant, &record.stream_id);
-    let files = sealed_files(&stream_dir, record.format.suffix(), record.hour, window)
-        .with_context(|| format!("cannot list {}", stream_dir.display()))?;
+    let files = in_window(data_dir, &record, window)?;
     Ok(files.into_iter().map(|file| file.path).collect())
 }
 
@@ -289,12 +273,18 @@ fn pending_for(
     window: &Window,
     tables: &Tables,
 ) -> anyhow::Result<Vec<SealedFile>> {
-    let stream_dir = segment::stream_dir(data_dir, &courier.tenant, &courier.stream_id);
     let loaded = tables.loaded_files(&courier.name)?;
-    let mut files = sealed_files(&stream_dir, courier.format.suffix(), courier.hour, window)
-        .with_context(|| format!("cannot list {}", stream_dir.display()))?;
+    let mut files = in_window(data_dir, courier, window)?;
     files.retain(|file| !loaded.contains(&file.key));
     Ok(files)
+}
+
+/// The sealed files of the courier's stream in the window (its file
+/// pattern hour applied), oldest first, loaded or not.
+fn in_window(data_dir: &Path, courier: &CourierRecord, window: &Window) -> anyhow::Result<Vec<SealedFile>> {
+    let stream_dir = segment::stream_dir(data_dir, &courier.tenant, &courier.stream_id);
+    sealed_files(&stream_dir, courier.format.suffix(), courier.hour, window)
+        .with_context(|| format!("cannot list {}", stream_dir.display()))
 }
 
 /// Lists `<stream-dir>/<YYYY-MM-DD>/<HH>/*.<suffix>` in the window, sorted
@@ -416,6 +406,21 @@ mod tests {
 
     use crate::control::couriers::{CourierSpec, FeedDraft, FileFormat, LoadOps};
     use crate::control::snapshot::PayloadFormat;
+
+    /// Sealed files of the courier's stream in the window not yet loaded
+    /// by this courier (what a run would load).
+    fn pending_files(
+        data_dir: &std::path::Path,
+        tenant: &str,
+        courier: &str,
+        window: &Window,
+    ) -> anyhow::Result<Vec<std::path::PathBuf>> {
+        let store = Store::open(data_dir)?;
+        let record = couriers::courier_show(&store, tenant, courier)?;
+        let tables = Tables::open(data_dir, tenant)?;
+        let pending = pending_for(data_dir, &record, window, &tables)?;
+        Ok(pending.into_iter().map(|file| file.path).collect())
+    }
 
     struct TempDir(PathBuf);
 
