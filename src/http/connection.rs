@@ -171,10 +171,11 @@ impl Connection {
     async fn read_head(&mut self, worker: &Worker) -> io::Result<Option<Head>> {
         let mut deadline = None;
         let mut refreshed = false;
+        let mut progress = request::HeadProgress::default();
         loop {
             if !self.input.is_empty() {
                 let mut headers = request::header_slots();
-                match request::parse_head(&self.input, &mut headers) {
+                match progress.parse(&self.input, &mut headers) {
                     Ok(HeadStatus::Complete { head, head_len }) => {
                         let decision = worker.admit(&head);
                         if decision.as_ref().is_err_and(|reject| reject.may_be_stale()) && !refreshed {
@@ -183,6 +184,7 @@ impl Connection {
                             // head is parsed again from the same bytes).
                             refreshed = true;
                             worker.await_fresh_snapshot().await;
+                            progress = request::HeadProgress::default();
                             continue;
                         }
                         return Ok(Some(Head {
