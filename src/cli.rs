@@ -278,6 +278,9 @@ pub fn main() -> ExitCode {
         }
     };
     let data_dir = resolve_data_dir(cli.data_dir.clone(), std::env::var_os(DATA_DIR_ENV));
+    // Paths the appliance records (sample files, feed samples) and prints
+    // must name the same file from any working directory.
+    let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
     let outcome = match cli.command {
         // The server's threads log to stderr themselves: it must not run
         // while this thread holds the stdout and stderr locks.
@@ -292,11 +295,26 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            // `{:#}` joins the context chain with ": " on one line.
-            let _ = writeln!(std::io::stderr(), "sluice: error: {error:#}");
+            // `{:#}` joins the context chain with ": "; a reason that
+            // quotes several lines (a saved query) is folded onto one.
+            let _ = writeln!(
+                std::io::stderr(),
+                "sluice: error: {}",
+                one_line(&format!("{error:#}"))
+            );
             ExitCode::from(EXIT_CODE_FAILURE)
         }
     }
+}
+
+/// `text` with its line breaks (and the indentation after them) folded
+/// into single spaces: SPEC §7 promises a one-line reason.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The flag wins over the environment, the environment over the default.
@@ -664,6 +682,17 @@ mod tests {
         assert_eq!(args.listen, Some("0.0.0.0:9000".parse().expect("addr")));
         assert_eq!(args.admin_listen, None);
         assert_eq!(args.workers, Some(3));
+    }
+
+    #[test]
+    fn error_reasons_are_folded_onto_one_line() {
+        assert_eq!(
+            one_line(
+                "the query does not compile: no such function: f in SELECT\n  f(record) AS x\nFROM raw at offset 9"
+            ),
+            "the query does not compile: no such function: f in SELECT f(record) AS x FROM raw at offset 9"
+        );
+        assert_eq!(one_line("plain"), "plain");
     }
 
     #[test]

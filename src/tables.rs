@@ -290,10 +290,10 @@ impl From<rusqlite::Error> for TablesError {
 /// What loading one file into its tables did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LoadCounts {
-    /// Rows offered to domain tables and accepted (inserted, replaced, or
-    /// kept because the stored row was as new), summed over the tables.
+    /// Records in the file, each counted once however many tables it
+    /// was loaded into.
     pub records: u64,
-    /// Rows written to rejects tables.
+    /// Rows written to rejects tables, summed over the tables.
     pub rejected: u64,
 }
 
@@ -349,6 +349,16 @@ impl FileRecords {
             return cbor_to_json_texts(path, &bytes).map(FileRecords::Cbor);
         }
         Ok(FileRecords::Ndjson(bytes))
+    }
+
+    /// How many records the file holds.
+    pub fn count(&self) -> u64 {
+        let mut count = 0;
+        let _ = self.for_each(|_, _| {
+            count += 1;
+            Ok::<(), ()>(())
+        });
+        count
     }
 
     /// Calls `each` with every record's 1-based index and text. Blank lines
@@ -719,6 +729,25 @@ impl Tables {
         Ok(files.collect::<Result<HashSet<String>, _>>()?)
     }
 
+    /// The files a run loaded, and their records and rejected rows, as the
+    /// ledger holds them.
+    pub fn loaded_by_run(&self, run_id: &str) -> Result<(u64, LoadCounts), TablesError> {
+        let (files, records, rejected): (i64, i64, i64) = self.connection.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(records), 0), COALESCE(SUM(rejected), 0) FROM _sluice_ledger \
+             WHERE run_id = ?1",
+            [run_id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?;
+        let count = |value: i64| u64::try_from(value).unwrap_or(0);
+        Ok((
+            count(files),
+            LoadCounts {
+                records: count(records),
+                rejected: count(rejected),
+            },
+        ))
+    }
+
     /// Forgets which files a courier loaded (the courier was deleted; a new
     /// courier of the same name starts afresh).
     pub fn forget_courier(&mut self, courier: &str) -> Result<(), TablesError> {
@@ -762,13 +791,17 @@ impl Tables {
                 return Ok(None);
             }
         }
-        let mut counts = LoadCounts::default();
+        let mut counts = LoadCounts {
+            records: records.count(),
+            rejected: 0,
+        };
         for spec in targets {
             let mut loader = Loader::new(&tx, spec, &file_text, &loaded_at)?;
-            counts += match &spec.query {
+            counts.rejected += match &spec.query {
                 None => loader.load_json(&records, json_buffers, scratch)?,
                 Some(query) => loader.load_query(&tx, query, &records)?,
-            };
+            }
+            .rejected;
         }
         if let Some(entry) = ledger {
             tx.execute(
@@ -1634,11 +1667,30 @@ mod tests {
             .load_file(&[&spec], &file, None)
             .expect("load")
             .expect("loaded");
+        // Ten records (the blank line is none), eight of them rejected.
         assert_eq!(
             counts,
             LoadCounts {
-                records: 2,
+                records: 10,
                 rejected: 8
+            }
+        );
+        // Loaded into two tables, a record still counts once; each table
+        // rejects its own misfits.
+        let other = TableSpec {
+            name: "Streaming Ingest:Other".to_string(),
+            ..spec.clone()
+        };
+        tables.create(&other).expect("create");
+        let counts = tables
+            .load_file(&[&spec, &other], &file, None)
+            .expect("load")
+            .expect("loaded");
+        assert_eq!(
+            counts,
+            LoadCounts {
+                records: 10,
+                rejected: 16
             }
         );
         assert_eq!(

@@ -329,6 +329,25 @@ fn placeholder_feed_fails_the_run_and_loads_nothing() {
         serde_json::from_str(&data.ok(&["run", "list", "--tenant", "acme", "--json"])).expect("json");
     assert_eq!(runs[0]["status"], "failed");
     assert_eq!(runs[0]["message"], "Cannot find required feeds: \"df-xxxxxx\"");
+    // Run again with the data directory named relative to the working
+    // directory: the sample it records still names the file from anywhere.
+    let parent = data.path.parent().expect("parent");
+    let relative = data.path.file_name().expect("name");
+    let output = Command::new(BIN)
+        .current_dir(parent)
+        .arg("--data-dir")
+        .arg(relative)
+        .args(["courier", "run", "--tenant", "acme", "web", "--day", "2026-01-31"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    // (A relative path would be a second, different sample.)
+    let samples = data.ok(&["courier", "samples", "--tenant", "acme", "web"]);
+    assert_eq!(samples.lines().count(), 1, "{samples}");
+    assert!(
+        samples.starts_with(&format!("{}\trun-", file.display())),
+        "{samples}"
+    );
 }
 
 #[test]
@@ -681,6 +700,13 @@ fn a_run_killed_mid_way_and_repeated_loads_every_record_once() {
             .as_str()
             .expect("message")
             .starts_with("Interrupted"),
+        "{runs}"
+    );
+    // The killed run reports the files it committed, which stay loaded.
+    assert_eq!(runs[1]["files"], loaded_before, "{runs}");
+    assert_eq!(
+        runs[1]["records"],
+        loaded_before * RECORDS_PER_FILE as i64,
         "{runs}"
     );
     // Nothing is left for a third run.

@@ -31,7 +31,8 @@
 //! - **Runs** are recorded when they start (status `running`) and when they
 //!   end (`succeeded` or `failed`). A run whose process died (kill -9, power
 //!   loss) is marked `failed` with the message `Interrupted` by the next
-//!   run of the same courier, which notices its process is gone.
+//!   run of the same courier, which notices its process is gone and counts
+//!   the files it had loaded (they stay loaded) from the ledger.
 //! - **Sample files** are the files courier runs picked, newest first by
 //!   hour folder and file name; the newest [`SAMPLES_PER_COURIER_MAX`] are
 //!   kept per courier.
@@ -553,9 +554,27 @@ pub fn courier_edit(
     courier_show(store, tenant, name)
 }
 
-/// Deletes a courier and its sample list; its runs stay as history.
+/// Deletes a courier and its sample list, unless a courier group runs it
+/// (the group would fail at its next run); its runs stay as history.
 pub fn courier_delete(store: &mut Store, tenant: &str, name: &str) -> Result<(), CourierError> {
     require_tenant(store.connection(), tenant)?;
+    let groups: Vec<String> = {
+        let mut statement = store.connection().prepare(
+            "SELECT grp FROM courier_group_couriers WHERE tenant = ?1 AND courier = ?2 ORDER BY grp",
+        )?;
+        let rows = statement.query_map(params![tenant, name], |row| row.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if !groups.is_empty() {
+        let names: Vec<String> = groups.iter().map(|group| format!("{group:?}")).collect();
+        return Err(CourierError::invalid(
+            "courier-in-use",
+            format!(
+                "courier {name:?} runs in courier group {}; remove it from the group first",
+                names.join(", ")
+            ),
+        ));
+    }
     let deleted = store.mutate(|tx, _| {
         let deleted = tx.execute(
             "DELETE FROM couriers WHERE tenant = ?1 AND name = ?2",
@@ -1055,15 +1074,17 @@ pub struct RunOutcome {
 /// The message of a run whose process died before it finished.
 pub const INTERRUPTED_MESSAGE: &str = "Interrupted: the process running it stopped before it finished";
 
-/// Records a run's start and returns its id. Earlier runs of the courier
-/// still marked `running` whose process is gone are marked failed first.
+/// Records a run's start and returns its id, and the ids of earlier runs
+/// of the courier still marked `running` whose process is gone: those are
+/// marked failed first (their files and records are the caller's to fill
+/// in with [`run_set_loaded`], from the ledger the files were loaded with).
 pub fn run_start(
     store: &mut Store,
     tenant: &str,
     courier: &str,
     trigger: &str,
     window: &str,
-) -> Result<String, CourierError> {
+) -> Result<(String, Vec<String>), CourierError> {
     let running: Vec<(String, i64)> = {
         let mut statement = store.connection().prepare(
             "SELECT id, pid FROM courier_runs WHERE tenant = ?1 AND courier = ?2 AND status = 'running'",
@@ -1093,7 +1114,26 @@ pub fn run_start(
         )?;
         Ok(id)
     })?;
-    Ok(id)
+    Ok((id, dead))
+}
+
+/// Sets what an interrupted run had loaded when its process died.
+pub fn run_set_loaded(
+    store: &mut Store,
+    tenant: &str,
+    id: &str,
+    files: u64,
+    records: u64,
+    rejected: u64,
+) -> Result<(), CourierError> {
+    store.mutate(|tx, _| {
+        tx.execute(
+            "UPDATE courier_runs SET files = ?3, records = ?4, rejected = ?5 WHERE tenant = ?1 AND id = ?2",
+            params![tenant, id, files as i64, records as i64, rejected as i64],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
 }
 
 /// Records how a run ended.
@@ -1731,14 +1771,14 @@ mod tests {
     #[test]
     fn runs_are_recorded_and_dead_ones_marked_interrupted() {
         let (_dir, mut store, _, _) = store("runs");
-        let first = run_start(&mut store, "acme", "c", "manual", "all").expect("start");
+        let (first, _) = run_start(&mut store, "acme", "c", "manual", "all").expect("start");
         assert!(first.starts_with("run-") && first.len() == 16, "{first}");
         // Pretend the first run's process died.
         store
             .connection()
             .execute("UPDATE courier_runs SET pid = 0 WHERE id = ?1", [&first])
             .expect("pid");
-        let second = run_start(&mut store, "acme", "c", "manual", "day 2026-01-01").expect("start");
+        let (second, dead) = run_start(&mut store, "acme", "c", "manual", "day 2026-01-01").expect("start");
         let outcome = RunOutcome {
             succeeded: true,
             files: 2,
@@ -1761,9 +1801,17 @@ mod tests {
             ),
             ("succeeded", 2, 10, 1, Some(1500))
         );
+        assert_eq!(dead, std::slice::from_ref(&first));
         let interrupted = run_show(&store, "acme", &first).expect("show");
         assert_eq!(interrupted.status, "failed");
         assert_eq!(interrupted.message, INTERRUPTED_MESSAGE);
+        // What it had loaded, as the caller found it in the ledger.
+        run_set_loaded(&mut store, "acme", &first, 3, 30, 2).expect("set");
+        let interrupted = run_show(&store, "acme", &first).expect("show");
+        assert_eq!(
+            (interrupted.files, interrupted.records, interrupted.rejected),
+            (3, 30, 2)
+        );
         assert!(run_list(&store, "acme", Some("other")).expect("list").is_empty());
         assert_eq!(
             run_show(&store, "acme", "run-x").expect_err("unknown").kind(),

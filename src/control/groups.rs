@@ -1081,6 +1081,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_courier_a_group_runs_cannot_be_deleted() {
+        let (_dir, mut store) = store("courier-in-use");
+        add(&mut store, "acme", "nightly", &settings(&["c-a"], &[]), &known).expect("add");
+        let error = crate::control::couriers::courier_delete(&mut store, "acme", "c-a").expect_err("in use");
+        assert_eq!(error.kind(), "courier-in-use");
+        assert!(error.to_string().contains("\"nightly\""), "{error}");
+        delete(&mut store, "acme", "nightly").expect("delete");
+        // Free again: what stops it now is only that this test never made it.
+        let error = crate::control::couriers::courier_delete(&mut store, "acme", "c-a").expect_err("unknown");
+        assert_ne!(error.kind(), "courier-in-use");
+    }
+
+    #[test]
     fn refusals_name_what_is_wrong() {
         let (_dir, mut store) = store("refusals");
         add(&mut store, "acme", "a", &settings(&["c-1"], &[]), &known).expect("a");

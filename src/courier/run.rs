@@ -27,8 +27,9 @@
 //!    seconds`, or `failed` with the reason.
 //!
 //! A run's `files` are the files it picked (for a loading run: the files it
-//! loaded); `records` are rows accepted by domain tables, summed over the
-//! feeds; `rejected` are rows sent to rejects tables.
+//! loaded); `records` are the records in the files it loaded, each counted
+//! once however many feeds it feeds; `rejected` are rows sent to rejects
+//! tables, summed over the feeds.
 //!
 //! Loading activation samples (`feed activate --load-sample`) writes no
 //! ledger entry: the sample's records loaded again by a courier are
@@ -150,7 +151,17 @@ pub fn run_courier(
     let started = Instant::now();
     let mut store = Store::open(data_dir)?;
     let record = couriers::courier_show(&store, tenant, courier)?;
-    let run_id = couriers::run_start(&mut store, tenant, courier, trigger, &window.describe())?;
+    let (run_id, interrupted) =
+        couriers::run_start(&mut store, tenant, courier, trigger, &window.describe())?;
+    if !interrupted.is_empty() {
+        // The files those runs committed stay loaded (the next run skips
+        // them), so they are theirs to report.
+        let tables = Tables::open(data_dir, tenant)?;
+        for id in &interrupted {
+            let (files, counts) = tables.loaded_by_run(id)?;
+            couriers::run_set_loaded(&mut store, tenant, id, files, counts.records, counts.rejected)?;
+        }
+    }
     let (succeeded, files, counts, failure) = match execute(data_dir, &mut store, &record, window, &run_id) {
         Ok(Progress {
             files,
@@ -690,7 +701,7 @@ mod tests {
 
         let loaded = run_courier(&dir.0, "acme", &courier, &window, "manual").expect("run");
         assert!(loaded.succeeded, "{}", loaded.message);
-        assert_eq!((loaded.files, loaded.records, loaded.rejected), (2, 3, 1));
+        assert_eq!((loaded.files, loaded.records, loaded.rejected), (2, 4, 1));
         let again = run_courier(&dir.0, "acme", &courier, &window, "manual").expect("run");
         assert!(again.succeeded);
         assert_eq!((again.files, again.records), (0, 0));

@@ -37,7 +37,10 @@
 //! - **Constraints**: a group with `after = [G]` first waits (within the same
 //!   wait time) for G's run for G's latest fire time at or before its own
 //!   scheduled time; it goes on once that run succeeded and fails with
-//!   `constraint group "G" failed for this window` if it failed. Runs by
+//!   `constraint group "G" failed for this window` if it failed. While G's
+//!   run is going, or G is enabled and due but not started yet (groups on
+//!   the same schedule fire in no set order), it waits past the wait time
+//!   for that run's outcome. Runs by
 //!   hand do not wait for constraints: the operator chose the days, as the
 //!   seed warns.
 //! - **Missed fire times**: when the scheduler starts, each enabled group
@@ -795,6 +798,13 @@ fn pause(env: &RunEnv<'_>) -> Result<(), Interrupted> {
 
 /// Waits until every constraint group's run for this window succeeded.
 /// The inner `Err` is the reason the group run fails.
+///
+/// The wait time bounds the wait, except while the constraint group's run
+/// is still coming: going now, or not started yet although the group is
+/// enabled and its fire time is less than [`CONSTRAINT_START_GRACE_SECONDS`]
+/// ago (two groups on the same schedule fire in no set order, so the one
+/// that waits may look first). Such a run will end, and this one goes on
+/// or fails by its outcome instead of by who looked first.
 fn await_constraints(
     store: &Store,
     env: &RunEnv<'_>,
@@ -802,17 +812,31 @@ fn await_constraints(
 ) -> Result<Result<(), String>, Interrupted> {
     for after in &plan.after {
         loop {
-            match constraint_state(store, &plan.tenant, after, plan.scheduled) {
-                Ok(Some(RunStatus::Succeeded)) => break,
-                Ok(Some(RunStatus::Failed)) => {
+            let coming = match constraint_state(store, &plan.tenant, after, plan.scheduled) {
+                Ok(Constraint {
+                    status: Some(RunStatus::Succeeded),
+                    ..
+                }) => break,
+                Ok(Constraint {
+                    status: Some(RunStatus::Failed),
+                    ..
+                }) => {
                     return Ok(Err(format!("constraint group {after:?} failed for this window")));
                 }
                 Err(message) => return Ok(Err(message)),
-                // Not run yet, running, or interrupted (a caught-up run of
-                // it may follow): keep waiting.
-                Ok(_) => {}
-            }
-            if env.pacer.now() >= plan.deadline {
+                Ok(Constraint {
+                    status: Some(RunStatus::Running),
+                    ..
+                }) => true,
+                Ok(Constraint {
+                    status: None,
+                    due: Some(fire),
+                }) => env.pacer.now() < fire + TimeDelta::seconds(CONSTRAINT_START_GRACE_SECONDS),
+                // Not due, or interrupted (a caught-up run of it may follow
+                // within the wait time): keep waiting within it.
+                Ok(_) => false,
+            };
+            if env.pacer.now() >= plan.deadline && !coming {
                 return Ok(Err(format!(
                     "constraint group {after:?} has no successful run for this window after waiting {}",
                     format_duration(plan.wait_seconds)
@@ -824,23 +848,45 @@ fn await_constraints(
     Ok(Ok(()))
 }
 
-/// The status of `group`'s scheduled run for its latest fire time at or
+/// How long after its fire time an enabled constraint group that has not
+/// started its run yet is still expected to (the scheduler starts due
+/// groups within [`TICK_MS`]; the rest is room for a busy machine).
+pub const CONSTRAINT_START_GRACE_SECONDS: i64 = 60;
+
+/// What a group run needs to know about one of its constraint groups.
+struct Constraint {
+    /// The status of its scheduled run for its latest fire time at or
+    /// before the waiting run's scheduled time.
+    status: Option<RunStatus>,
+    /// That fire time, if the group is enabled (so the scheduler will run
+    /// it).
+    due: Option<DateTime<Utc>>,
+}
+
+/// The state of `group`'s scheduled run for its latest fire time at or
 /// before `scheduled`.
 fn constraint_state(
     store: &Store,
     tenant: &str,
     group: &str,
     scheduled: DateTime<Utc>,
-) -> Result<Option<RunStatus>, String> {
+) -> Result<Constraint, String> {
     let record = groups::show(store, tenant, group).map_err(|error| match error {
         GroupError::Unknown { .. } => format!("constraint group {group:?} no longer exists"),
         other => format!("cannot read constraint group {group:?}: {other}"),
     })?;
     let schedule = record.schedule().map_err(|error| error.to_string())?;
     let Some(theirs) = schedule.latest_at_or_before(scheduled) else {
-        return Ok(None);
+        return Ok(Constraint {
+            status: None,
+            due: None,
+        });
     };
-    groups::run_status(store, tenant, group, theirs).map_err(|error| error.to_string())
+    let status = groups::run_status(store, tenant, group, theirs).map_err(|error| error.to_string())?;
+    Ok(Constraint {
+        status,
+        due: record.settings.enabled.then_some(theirs),
+    })
 }
 
 /// Polls each courier until its window holds a sealed file (loaded before
@@ -848,6 +894,11 @@ fn constraint_state(
 /// nothing) or the deadline passes; one result per courier, `Err` saying
 /// why it will not run.
 fn await_files(env: &RunEnv<'_>, plan: &RunPlan) -> Result<Vec<Result<(), String>>, Interrupted> {
+    // What the message says it waited: the wait time, less what had passed
+    // of it before the first look (a past day run by hand: nothing).
+    let waited_seconds = (plan.deadline - env.pacer.now())
+        .num_seconds()
+        .clamp(0, plan.wait_seconds);
     let mut state: Vec<Option<Result<(), String>>> = vec![None; plan.couriers.len()];
     loop {
         for (courier, state) in plan.couriers.iter().zip(state.iter_mut()) {
@@ -865,7 +916,7 @@ fn await_files(env: &RunEnv<'_>, plan: &RunPlan) -> Result<Vec<Result<(), String
         }
         pause(env)?;
     }
-    let waited = format_duration(plan.wait_seconds);
+    let waited = format_duration(waited_seconds);
     Ok(plan
         .couriers
         .iter()
@@ -1946,6 +1997,62 @@ mod tests {
     }
 
     #[test]
+    fn after_without_wait_time_waits_for_a_constraint_run_that_is_coming() {
+        // Both groups fire at 08:30 and the waiting one looks first: with
+        // no wait time it must still wait for the upstream run it is sure
+        // to get, and go on by that run's outcome.
+        let upstream = group("up", "30 8 * * *", &["c-1"], &[], 0);
+        let downstream = group("down", "30 8 * * *", &["c-2"], &["up"], 0);
+        let (dir, mut store) = store_with("after-race", &[&upstream, &downstream]);
+        let data_dir = dir.0.clone();
+        let scheduled = at("2026-03-08T15:30:00Z");
+        let mut pacer = FakePacer::new(scheduled);
+        // Upstream starts 5 s late and takes a minute and a half.
+        pacer.hook = Box::new(move |now| {
+            let mut other = Store::open(&data_dir).expect("open");
+            let window = (scheduled - TimeDelta::days(1), scheduled);
+            if now == scheduled + TimeDelta::seconds(5) {
+                groups::run_begin(&mut other, "acme", "up", scheduled, window, "schedule").expect("begin");
+            }
+            if now == scheduled + TimeDelta::seconds(95) {
+                let id = groups::runs(&other, "acme", "up", 1).expect("runs")[0].id;
+                groups::run_finish(&mut other, id, RunStatus::Succeeded, "ok", &[]).expect("finish");
+            }
+        });
+        let mut runner = FakeRunner::default();
+        runner
+            .files_from
+            .insert("c-2".to_string(), at("2026-01-01T00:00:00Z"));
+        let stop = AtomicBool::new(false);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&downstream, "2026-03-08T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(outcome.status, RunStatus::Succeeded, "{}", outcome.message);
+        assert_eq!(pacer.now(), scheduled + TimeDelta::seconds(95));
+
+        // An upstream that never starts is given up on after the grace.
+        let scheduled = at("2026-03-09T15:30:00Z");
+        let pacer = FakePacer::new(scheduled);
+        let (_, outcome) = run_group(
+            &mut store,
+            &env(&runner, &pacer, &stop),
+            &plan_for(&downstream, "2026-03-09T15:30:00Z"),
+        )
+        .expect("run");
+        assert_eq!(
+            outcome.message,
+            "constraint group \"up\" has no successful run for this window after waiting 0s"
+        );
+        assert_eq!(
+            pacer.now(),
+            scheduled + TimeDelta::seconds(CONSTRAINT_START_GRACE_SECONDS)
+        );
+    }
+
+    #[test]
     fn after_fails_when_the_constraint_group_failed_or_never_ran() {
         let upstream = group("up", "30 8 * * *", &["c-1"], &[], 0);
         let downstream = group("down", "30 8 * * *", &["c-2"], &["up"], 3_600);
@@ -2042,6 +2149,22 @@ mod tests {
         assert_eq!(outcome.status, RunStatus::Failed);
         assert!(outcome.message.contains("no sealed files"), "{}", outcome.message);
         assert!(runner.runs().is_empty());
+        // A past day does not wait, even with a wait time, and says so.
+        let mut patient = g.clone();
+        patient.settings.wait_seconds = 7_200;
+        let (_, outcome) = run_by_hand(
+            &mut store,
+            &runner,
+            &patient,
+            day("2026-03-08"),
+            &AtomicBool::new(false),
+        )
+        .expect("run");
+        assert!(
+            outcome.message.ends_with("after waiting 0s"),
+            "{}",
+            outcome.message
+        );
         // With a file in the window it runs the courier.
         let mut runner = FakeRunner::default();
         runner
