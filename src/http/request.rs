@@ -303,7 +303,14 @@ impl HeadProgress {
             if !matches!(status, HeadStatus::Partial) {
                 return Ok(status);
             }
-        } else {
+        } else if self.content_start.is_none() && buf[self.seen..].iter().all(|&b| b == b'\r' || b == b'\n') {
+            // Still only empty lines: the one limit that can apply, without
+            // scanning them all again.
+            if buf.len() > HEADER_SECTION_BYTES_MAX + 1 {
+                return Err(HeadError::HeaderSectionTooLarge);
+            }
+        } else if buf.len() > REQUEST_LINE_BYTES_MAX {
+            // Shorter buffers are within every limit.
             check_partial_limits(buf)?;
         }
         self.advance(buf);
@@ -845,6 +852,7 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost : a\r\n\r\n".to_vec(),
             b"POST /\xc3\xa9 HTTP/1.1\r\nHost: \xc3\xa9\r\n\r\n".to_vec(),
             line_of_length(REQUEST_LINE_BYTES_MAX + 5).into_bytes(),
+            "\r\n".repeat(HEADER_SECTION_BYTES_MAX / 2 + 2).into_bytes(),
             format!(
                 "POST / HTTP/1.1\r\nX: {}\r\n\r\n",
                 "v".repeat(HEADER_SECTION_BYTES_MAX)
