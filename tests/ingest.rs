@@ -875,3 +875,96 @@ fn seal_after_makes_data_loadable_while_running() {
     assert!(eventually(Duration::from_secs(5), || data.sealed_lines() == ["{\"x\":1}"]));
     assert!(server.stop().success());
 }
+
+/// `post` with `fields` (each line ending in CRLF) added to its head.
+fn post_with(fields: &str, stream_id: &str, token: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut raw = post(stream_id, "acme", token, content_type, body);
+    let at = head_len(&raw) - 2;
+    raw.splice(at..at, fields.bytes());
+    raw
+}
+
+/// The length of the head at the start of `raw`, its empty line included.
+fn head_len(raw: &[u8]) -> usize {
+    raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4
+}
+
+/// The moment a response's `Date` shows, after checking it is an
+/// IMF-fixdate (RFC 9110 §5.6.7).
+fn date_of(response: &Response) -> i64 {
+    let date = response
+        .header("Date")
+        .unwrap_or_else(|| panic!("a Date header: {response:?}"));
+    assert_eq!(date.len(), "Sun, 06 Nov 1994 08:49:37 GMT".len(), "{date:?}");
+    chrono::NaiveDateTime::parse_from_str(date, "%a, %d %b %Y %H:%M:%S GMT")
+        .unwrap_or_else(|error| panic!("{date:?} is an IMF-fixdate: {error}"))
+        .and_utc()
+        .timestamp()
+}
+
+#[test]
+fn every_final_response_carries_a_date_and_100_continue_does_not() {
+    let data = DataDir::new("date");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let json = "application/json";
+    let before = now_unix();
+    let responses = [
+        server.send(&post(&s.json_stream, "acme", &s.token, json, b"{}")),
+        server.send(b"GARBAGE\r\n\r\n"),
+        server.send(&post(&s.json_stream, "acme", "nope", json, b"{}")),
+        server.send(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+        server.send(&post(&s.json_stream, "acme", &s.token, "text/plain", b"{}")),
+        server.send(&post(&s.json_stream, "acme", &s.token, json, b"[1]")),
+    ];
+    let after = now_unix();
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [202, 400, 401, 404, 415, 400]);
+    for response in &responses {
+        let date = date_of(response);
+        assert!((before..=after).contains(&date), "{date} in {before}..={after}");
+    }
+
+    // The interim 100 has no Date (RFC 9110 §6.6.1 lets a 1xx omit it);
+    // the final answer after it has one.
+    let head = post_with("Expect: 100-continue\r\n", &s.json_stream, &s.token, json, b"{}");
+    let mut stream = server.connect();
+    stream.write_all(&head[..head_len(&head)]).expect("write head");
+    let interim = read_response(&mut stream).expect("interim");
+    assert_eq!((interim.status, interim.header("Date")), (100, None));
+    stream.write_all(b"{}").expect("write body");
+    let r = read_response(&mut stream).expect("final");
+    assert_eq!(r.status, 202);
+    date_of(&r);
+
+    // A kept connection's answers follow the clock: a later second shows
+    // a later Date (each worker formats it once per second).
+    let mut stream = server.connect();
+    let raw = post(&s.json_stream, "acme", &s.token, json, b"{}");
+    stream.write_all(&raw).expect("write");
+    let first = date_of(&read_response(&mut stream).expect("response"));
+    std::thread::sleep(Duration::from_millis(1100));
+    stream.write_all(&raw).expect("write");
+    let second = date_of(&read_response(&mut stream).expect("response"));
+    assert!(second > first, "{first} then {second}");
+
+    // The admin listener's answers carry it too.
+    let admin: std::net::SocketAddr = server
+        .log_text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|value| value["event"] == "listening")
+        .and_then(|value| value["admin_addr"].as_str()?.parse().ok())
+        .expect("the admin address in the listening line");
+    let mut stream = std::net::TcpStream::connect(admin).expect("connect admin");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let r = read_response(&mut stream).expect("admin response");
+    assert_eq!(r.status, 404);
+    date_of(&r);
+    assert!(server.stop().success());
+}
