@@ -968,3 +968,58 @@ fn every_final_response_carries_a_date_and_100_continue_does_not() {
     date_of(&r);
     assert!(server.stop().success());
 }
+
+#[test]
+fn chunked_trailers_are_held_to_the_rules_of_header_fields() {
+    let data = DataDir::new("trailers");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let head = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        s.json_stream, s.token
+    );
+    let with_trailers = |n: usize, trailers: &str| format!("{head}7\r\n{{\"t\":{n}}}\r\n0\r\n{trailers}\r\n");
+    for (n, trailers) in ["", "X-Checksum: abc\r\n", "X-A:v\r\nX-B: \t\r\n"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = server.send(with_trailers(n, trailers).as_bytes());
+        assert_eq!(r.status, 202, "{trailers:?}");
+    }
+    // Found by a black-box audit: these trailer lines were accepted while
+    // the same lines in the head are a 400.
+    for trailer in [
+        "nocolon\r\n",
+        "X-T : v\r\n",
+        "X-T\t: v\r\n",
+        ": v\r\n",
+        "X(T: v\r\n",
+        "X-T: a\x7fb\r\n",
+    ] {
+        let mut stream = server.connect();
+        stream
+            .write_all(with_trailers(9, trailer).as_bytes())
+            .expect("write");
+        let r = read_response(&mut stream).expect("response");
+        assert_eq!(
+            (r.status, r.header("Connection")),
+            (400, Some("close")),
+            "{trailer:?}"
+        );
+        assert_eq!(r.error_kind(), "invalid-chunked-body", "{trailer:?}");
+        assert!(is_closed(&mut stream), "{trailer:?}");
+        // The same line in the head.
+        let in_head = head.replacen("Host: x\r\n", &format!("Host: x\r\n{trailer}"), 1);
+        let r = server.send(format!("{in_head}0\r\n\r\n").as_bytes());
+        assert_eq!(
+            (r.status, r.error_kind().as_str()),
+            (400, "malformed-header"),
+            "{trailer:?} in the head"
+        );
+    }
+    assert!(server.stop().success());
+    let mut lines = data.sealed_lines();
+    lines.sort();
+    assert_eq!(lines, ["{\"t\":0}", "{\"t\":1}", "{\"t\":2}"]);
+}

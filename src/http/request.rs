@@ -353,7 +353,7 @@ impl HeadProgress {
             }
             let line = &buf[self.line_start..seen];
             if memchr::memchr(b':', line).is_some() {
-                |byte| matches!(byte, b'\t' | b' '..=b'~' | 0x80..=0xFF)
+                |byte| is_field_value_byte(*byte)
             } else {
                 |byte| is_token(*byte)
             }
@@ -383,9 +383,17 @@ impl HeadProgress {
 }
 
 /// An RFC 9110 token character: what httparse accepts in a method and a
-/// header name.
-fn is_token(byte: u8) -> bool {
+/// header name. The chunked decoder judges trailer field names with it, so
+/// a trailer field is held to the head's rules.
+pub(crate) fn is_token(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// A byte RFC 9110 §5.5 allows in a field value (HTAB, SP, VCHAR,
+/// obs-text): what httparse accepts in a header value, and what the chunked
+/// decoder accepts in a trailer field's value.
+pub(crate) fn is_field_value_byte(byte: u8) -> bool {
+    matches!(byte, b'\t' | b' '..=b'~' | 0x80..=0xFF)
 }
 
 /// The limits on a head that has not fully arrived: a request line already
