@@ -889,6 +889,143 @@ fn head_len(raw: &[u8]) -> usize {
     raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4
 }
 
+/// Sends only the head of `raw` and reads the answer, which must come
+/// within a few seconds (the body timeout is 30 s): a server that waits for
+/// the body fails here.
+fn send_head_only(server: &Server, raw: &[u8]) -> (Response, std::net::TcpStream) {
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(&raw[..head_len(raw)]).expect("write head");
+    let response = read_response(&mut stream).expect("an answer without the body");
+    (response, stream)
+}
+
+/// `{"z":1}` compressed with gzip.
+const GZIP_BODY: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xab\x56\xaa\x52\xb2\x32\xac\x05\x00\x3c\x0a\x2b\x41\x07\x00\x00\x00";
+
+#[test]
+fn a_content_coding_other_than_identity_is_415_with_accept_encoding() {
+    // Found by a black-box audit: a gzip body was a 400 not-utf8, and a
+    // plain body labelled br was stored.
+    let data = DataDir::new("coding");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let json = "application/json";
+    let coded = |coding: &str, body: &[u8]| {
+        post_with(
+            &format!("Content-Encoding: {coding}\r\n"),
+            &s.json_stream,
+            &s.token,
+            json,
+            body,
+        )
+    };
+    let cases: [(&str, &[u8]); 5] = [
+        ("gzip", GZIP_BODY),
+        ("br", b"{\"n\":1}"),
+        ("gzip, identity", b"{\"n\":2}"),
+        ("identity\r\nContent-Encoding: deflate", b"{\"n\":3}"),
+        ("x-unknown", b"{\"n\":4}"),
+    ];
+    for (index, (coding, body)) in cases.into_iter().enumerate() {
+        let mut stream = server.connect();
+        stream.write_all(&coded(coding, body)).expect("write");
+        let r = read_response(&mut stream).expect("response");
+        assert_eq!(
+            (r.status, r.error_kind().as_str()),
+            (415, "unsupported-content-encoding"),
+            "{coding}"
+        );
+        assert_eq!(r.header("Accept-Encoding"), Some("identity"), "{coding}");
+        // A well-formed request whose body was skipped, like any 415: the
+        // connection serves the next request.
+        assert_eq!(r.header("Connection"), Some("keep-alive"), "{coding}");
+        let after = format!("{{\"after\":{index}}}");
+        stream
+            .write_all(&post(&s.json_stream, "acme", &s.token, json, after.as_bytes()))
+            .expect("write");
+        assert_eq!(read_response(&mut stream).expect("response").status, 202);
+    }
+    let r = server.send(&post_with(
+        "Content-Encoding: gzip\r\n",
+        &s.xml_stream,
+        &s.token,
+        "application/xml",
+        b"<a/>",
+    ));
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-content-encoding")
+    );
+    // identity, in any case and with whitespace around it, is the body as
+    // sent.
+    for (index, coding) in ["identity", "IDENTITY", "\t Identity "].into_iter().enumerate() {
+        let body = format!("{{\"identity\":{index}}}");
+        let r = server.send(&coded(coding, body.as_bytes()));
+        assert_eq!(r.status, 202, "{coding:?}");
+    }
+
+    // Precedence (SPEC §1): head, 405, 401, 404, 415, 413, 417.
+    let gzip = "Content-Encoding: gzip\r\n";
+    let r = server.send(&post_with(gzip, &s.json_stream, "nope", json, GZIP_BODY));
+    assert_eq!(r.status, 401, "a bad token wins over gzip");
+    let r = server.send(&post_with(gzip, "is-NoSuchOne", &s.token, json, GZIP_BODY));
+    assert_eq!(r.status, 404, "an unknown stream wins over gzip");
+    let get = format!(
+        "GET /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\n{gzip}\r\n",
+        s.json_stream
+    );
+    assert_eq!(server.send(get.as_bytes()).status, 405);
+    // Both 415s: the Content-Type is looked at first.
+    let r = server.send(&post_with(
+        gzip,
+        &s.json_stream,
+        &s.token,
+        "text/plain",
+        GZIP_BODY,
+    ));
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-media-type")
+    );
+    // gzip with a declared length over the limit: 415, answered without
+    // the body, and the connection closed since the body stays unread.
+    let over = post_with(gzip, &s.json_stream, &s.token, json, &vec![b'x'; 260_097]);
+    let (r, mut stream) = send_head_only(&server, &over);
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-content-encoding")
+    );
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(is_closed(&mut stream));
+    let expecting = format!("{gzip}Expect: something\r\n");
+    let r = server.send(&post_with(&expecting, &s.json_stream, &s.token, json, GZIP_BODY));
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-content-encoding")
+    );
+
+    assert!(server.stop().success());
+    let mut lines = data.sealed_lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "{\"after\":0}",
+            "{\"after\":1}",
+            "{\"after\":2}",
+            "{\"after\":3}",
+            "{\"after\":4}",
+            "{\"identity\":0}",
+            "{\"identity\":1}",
+            "{\"identity\":2}",
+        ]
+    );
+    assert_eq!(data.sealed_files().len(), 1, "nothing reached the XML stream");
+}
+
 /// The moment a response's `Date` shows, after checking it is an
 /// IMF-fixdate (RFC 9110 §5.6.7).
 fn date_of(response: &Response) -> i64 {

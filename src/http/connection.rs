@@ -82,6 +82,7 @@ fn write_reject_to(
     let extra = ErrorExtra {
         retry_after_seconds: reject.retry_after_seconds(),
         allow_post: reject == Reject::MethodNotAllowed,
+        accept_encoding_identity: reject == Reject::UnsupportedContentEncoding,
         head_request,
     };
     response::write_error(

@@ -21,6 +21,10 @@
 //!   `Transfer-Encoding` on HTTP/1.0 are all 400s.
 //! - HTTP/1.1 needs exactly one `Host`; HTTP/1.0 needs none; at most one is
 //!   ever accepted. Its value is not interpreted.
+//! - `Content-Encoding` is read, not judged: [`RequestHead::content_encoding`]
+//!   says whether it names any coding other than `identity`, and the router
+//!   answers that with a 415 where SPEC §1 ranks 415 (after 405, 401, 404),
+//!   which a head error here would jump ahead of.
 //! - Every [`HeadError`] is final for the connection: the caller answers once
 //!   and closes, because the byte stream can no longer be trusted.
 //!
@@ -87,6 +91,18 @@ pub enum Expect {
     Unknown,
 }
 
+/// The content coding of the body (RFC 9110 §8.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentEncoding {
+    /// No `Content-Encoding`, or one that names only `identity` (any case,
+    /// around it optional whitespace; empty list elements are ignored, as
+    /// RFC 9110 §5.6.1 says a recipient must): the body is as sent.
+    Identity,
+    /// Any other coding (`gzip`, `br`, `gzip, identity`, an unknown name):
+    /// the appliance decodes none, so the body cannot be read (415).
+    Unsupported,
+}
+
 /// An acceptable request head. Every slice borrows the read buffer, so the
 /// head lives exactly as long as the bytes it was parsed from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +132,8 @@ pub struct RequestHead<'b> {
     /// The raw `Content-Type` value, parameters included; see
     /// [`content_type_media`] and [`media_is`].
     pub content_type: Option<&'b [u8]>,
+    /// What every `Content-Encoding` field together says.
+    pub content_encoding: ContentEncoding,
 }
 
 /// Why a head was refused. Every variant closes the connection.
@@ -562,6 +580,8 @@ struct Fields<'b> {
     expect_continue: bool,
     /// Some other expectation was seen; it wins over `100-continue`.
     expect_unknown: bool,
+    /// A `Content-Encoding` named a coding other than `identity`.
+    content_coded: bool,
     /// The raw fields handed on to auth and the router.
     authorization: Option<&'b [u8]>,
     tenant: Option<&'b [u8]>,
@@ -623,6 +643,11 @@ fn interpret<'b>(request: &httparse::Request<'_, 'b>) -> Result<RequestHead<'b>,
         authorization: fields.authorization,
         tenant: fields.tenant,
         content_type: fields.content_type,
+        content_encoding: if fields.content_coded {
+            ContentEncoding::Unsupported
+        } else {
+            ContentEncoding::Identity
+        },
     })
 }
 
@@ -656,6 +681,12 @@ fn read_field<'b>(fields: &mut Fields<'b>, name: &str, value: &'b [u8]) -> Resul
             } else if !expectation.is_empty() {
                 fields.expect_unknown = true;
             }
+        }
+    } else if is("content-encoding") {
+        // A list of codings, and several fields make one list (RFC 9110
+        // §8.4): one coding that is not `identity` is enough to refuse.
+        for coding in value.split(|&byte| byte == b',').map(trim_ows) {
+            fields.content_coded |= !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity");
         }
     } else if is("authorization") {
         set_once(&mut fields.authorization, value)?;
@@ -916,8 +947,43 @@ mod tests {
                 authorization: Some(b"Bearer abc"),
                 tenant: Some(b"acme"),
                 content_type: Some(b"application/json; charset=utf-8"),
+                content_encoding: ContentEncoding::Identity,
             }
         );
+    }
+
+    #[test]
+    fn content_encoding_table() {
+        use ContentEncoding::*;
+        let cases: &[(&str, ContentEncoding)] = &[
+            ("", Identity),
+            ("Content-Encoding: identity\r\n", Identity),
+            ("Content-Encoding: IDENTITY\r\n", Identity),
+            ("Content-Encoding: \t Identity  \r\n", Identity),
+            ("Content-Encoding: identity, identity\r\n", Identity),
+            (
+                "Content-Encoding: identity\r\ncontent-encoding: identity\r\n",
+                Identity,
+            ),
+            ("Content-Encoding: \r\n", Identity),
+            ("Content-Encoding: ,identity,\r\n", Identity),
+            ("Content-Encoding: gzip\r\n", Unsupported),
+            ("Content-Encoding: br\r\n", Unsupported),
+            ("Content-Encoding: GZIP\r\n", Unsupported),
+            ("Content-Encoding: gzip, identity\r\n", Unsupported),
+            ("Content-Encoding: identity, deflate\r\n", Unsupported),
+            (
+                "Content-Encoding: identity\r\nContent-Encoding: zstd\r\n",
+                Unsupported,
+            ),
+            ("Content-Encoding: identityx\r\n", Unsupported),
+            ("Content-Encoding: identity;q=1\r\n", Unsupported),
+            ("Content-Encoding: x-unknown\r\n", Unsupported),
+        ];
+        for (fields, encoding) in cases {
+            let buf = request(POST_11, &format!("Host: a\r\n{fields}"));
+            assert_eq!(head(&buf).content_encoding, *encoding, "{fields:?}");
+        }
     }
 
     #[test]

@@ -21,7 +21,9 @@
 //! - Every error body is `{"status":N,"error":"kind","message":"…"}`, valid
 //!   JSON whatever the strings hold (SPEC §1).
 //! - A 401 carries `WWW-Authenticate: Bearer` (RFC 9110 §11.6.1 requires the
-//!   challenge), a 405 can carry `Allow: POST`, a 429 or 503 `Retry-After`.
+//!   challenge), a 405 can carry `Allow: POST`, a 429 or 503 `Retry-After`,
+//!   and a 415 for a content coding `Accept-Encoding: identity` (RFC 9110
+//!   §15.5.16 and §12.5.3: it tells the client which coding to send).
 
 use super::date;
 
@@ -49,6 +51,9 @@ pub struct ErrorExtra {
     pub retry_after_seconds: Option<u32>,
     /// Sends `Allow: POST`, which a 405 must carry (RFC 9110 §15.5.6).
     pub allow_post: bool,
+    /// Sends `Accept-Encoding: identity`: the one content coding accepted,
+    /// for a 415 that refuses another (RFC 9110 §15.5.16).
+    pub accept_encoding_identity: bool,
     /// The request was a HEAD: the same header fields, `Content-Length`
     /// included, but no content (RFC 9110 §9.3.2), or the next response
     /// on the connection would be read as the end of this one.
@@ -126,6 +131,9 @@ pub fn write_error(
     }
     if extra.allow_post {
         out.extend_from_slice(b"Allow: POST\r\n");
+    }
+    if extra.accept_encoding_identity {
+        out.extend_from_slice(b"Accept-Encoding: identity\r\n");
     }
     if let Some(seconds) = extra.retry_after_seconds {
         out.extend_from_slice(b"Retry-After: ");
@@ -373,6 +381,19 @@ mod tests {
                 },
                 "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 65\r\n\
                  Allow: POST\r\nConnection: keep-alive\r\n\r\n",
+            ),
+            (
+                415,
+                "unsupported-content-encoding",
+                "Send it plain.",
+                true,
+                ErrorExtra {
+                    accept_encoding_identity: true,
+                    ..none
+                },
+                "HTTP/1.1 415 Unsupported Media Type\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\
+                 Accept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n\
+                 {\"status\":415,\"error\":\"unsupported-content-encoding\",\"message\":\"Send it plain.\"}",
             ),
             (
                 299,
