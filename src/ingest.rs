@@ -152,13 +152,17 @@ impl Reject {
     /// True when the connection must be closed after the response: the
     /// request was malformed (SPEC §1: "a malformed request answers once and
     /// closes the connection" — its head, its framing or its body, every
-    /// 400), or its body was not read, or the appliance is stopping.
+    /// 400), or its body was not read (a 413 on the declared length; a 417,
+    /// answered at once because a client that expects something may be
+    /// waiting for an answer before it sends the body), or the appliance is
+    /// stopping.
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
             Reject::Head(_)
                 | Reject::Body(_)
                 | Reject::PayloadTooLarge
+                | Reject::ExpectationFailed
                 | Reject::BadChunk
                 | Reject::ShuttingDown
         )
@@ -649,5 +653,21 @@ mod tests {
         // A well-formed request: its body can be skipped like any 415's.
         assert!(!reject.closes_connection());
         assert_eq!(reject.retry_after_seconds(), None);
+    }
+
+    #[test]
+    fn a_417_closes_the_connection_because_its_body_is_not_read() {
+        assert_eq!(Reject::ExpectationFailed.status(), 417);
+        assert!(Reject::ExpectationFailed.closes_connection());
+        // The other refusals of a well-formed head still keep it.
+        for reject in [
+            Reject::MethodNotAllowed,
+            Reject::UnknownStream,
+            Reject::UnknownPath,
+            Reject::UnsupportedMediaType,
+            Reject::RateLimited,
+        ] {
+            assert!(!reject.closes_connection(), "{reject:?}");
+        }
     }
 }

@@ -1107,6 +1107,91 @@ fn every_final_response_carries_a_date_and_100_continue_does_not() {
 }
 
 #[test]
+fn an_unknown_expectation_is_answered_at_once_and_closes() {
+    // Found by a black-box audit: the 417 came only once the body had
+    // arrived, so a client waiting for 100 Continue stalled.
+    let data = DataDir::new("expect");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let json = "application/json";
+    let chunked = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: {json}\r\nX-Amperity-Tenant: acme\r\n\
+         Authorization: Bearer {}\r\nTransfer-Encoding: chunked\r\nExpect: foo\r\n\r\n",
+        s.json_stream, s.token
+    );
+    let heads = [
+        post_with("Expect: foo\r\n", &s.json_stream, &s.token, json, b"{\"n\":1}"),
+        post_with(
+            "Expect: 100-continue, foo\r\n",
+            &s.json_stream,
+            &s.token,
+            json,
+            b"{\"n\":2}",
+        ),
+        post_with(
+            "Expect: 100-continue\r\nExpect: foo\r\n",
+            &s.json_stream,
+            &s.token,
+            json,
+            b"{\"n\":3}",
+        ),
+        chunked.into_bytes(),
+    ];
+    for raw in &heads {
+        let (r, mut stream) = send_head_only(&server, raw);
+        assert_eq!(
+            (r.status, r.error_kind().as_str(), r.header("Connection")),
+            (417, "expectation-failed", Some("close")),
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+        assert!(is_closed(&mut stream));
+    }
+    // Sent whole, body and all: still 417, and nothing is stored.
+    let r = server.send(&heads[0]);
+    assert_eq!((r.status, r.header("Connection")), (417, Some("close")));
+
+    // 401, 404, 415 and 413 still rank before 417, and are answered at
+    // once too: the client may be waiting for a 100 (here it asked for
+    // one along with the unknown expectation).
+    let expect = "Expect: 100-continue, foo\r\n";
+    let cases = [
+        (post_with(expect, &s.json_stream, "nope", json, b"{}"), 401),
+        (post_with(expect, "is-NoSuchOne", &s.token, json, b"{}"), 404),
+        (
+            post_with(expect, &s.json_stream, &s.token, "text/plain", b"{}"),
+            415,
+        ),
+        (
+            post_with(
+                &format!("{expect}Content-Encoding: gzip\r\n"),
+                &s.json_stream,
+                &s.token,
+                json,
+                GZIP_BODY,
+            ),
+            415,
+        ),
+        (
+            post_with(expect, &s.json_stream, &s.token, json, &vec![b'x'; 260_097]),
+            413,
+        ),
+    ];
+    for (raw, status) in &cases {
+        let (r, mut stream) = send_head_only(&server, raw);
+        assert_eq!(
+            (r.status, r.header("Connection")),
+            (*status, Some("close")),
+            "{:?}",
+            String::from_utf8_lossy(&raw[..head_len(raw)])
+        );
+        assert!(is_closed(&mut stream));
+    }
+    assert!(server.stop().success());
+    assert!(data.sealed_lines().is_empty(), "{:?}", data.sealed_lines());
+}
+
+#[test]
 fn chunked_trailers_are_held_to_the_rules_of_header_fields() {
     let data = DataDir::new("trailers");
     let s = setup(&data, "acme");
