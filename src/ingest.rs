@@ -1,6 +1,8 @@
 //! One ingest request's decisions, in the order SPEC §1 fixes: the head
-//! (400, 414, 431; checked by [`crate::http::request`]), 405, 401, 404, 415,
-//! 413, 417, rate limit (429), then the body (400) and the store (503/504).
+//! (400, 414, 431; checked by [`crate::http::request`]), 405, 401, 404, 415
+//! (a `Content-Type` that is not the stream's, then a `Content-Encoding`
+//! other than `identity`), 413, 417, rate limit (429), then the body (400)
+//! and the store (503/504).
 //!
 //! [`Worker`] is what one worker thread keeps between requests: its copy
 //! of the control snapshot, the stream logs it has used, its converters and
@@ -22,7 +24,9 @@ use crate::convert::ConvertError;
 use crate::convert::json::JsonConverter;
 use crate::convert::xml::XmlConverter;
 use crate::courier::RefreshSignal;
-use crate::http::request::{self, BodyFraming, Expect, HeadError, Method, PathMatch, RequestHead};
+use crate::http::request::{
+    self, BodyFraming, ContentEncoding, Expect, HeadError, Method, PathMatch, RequestHead,
+};
 use crate::rate::{Limit, RateLimiters};
 use crate::ring::{Outcome, StreamLog, StreamLogs, Ticket};
 use crate::telemetry;
@@ -37,6 +41,11 @@ pub enum Reject {
     UnknownStream,
     UnknownPath,
     UnsupportedMediaType,
+    /// A `Content-Encoding` other than `identity`: the appliance decodes
+    /// no content coding, so it cannot read the body (a gzip body would
+    /// otherwise be a 400 for invalid UTF-8, and a plain body labelled
+    /// `br` would be stored under a label that says it is something else).
+    UnsupportedContentEncoding,
     PayloadTooLarge,
     ExpectationFailed,
     RateLimited,
@@ -59,7 +68,7 @@ impl Reject {
             Reject::MethodNotAllowed => 405,
             Reject::Auth(_) => 401,
             Reject::UnknownStream | Reject::UnknownPath => 404,
-            Reject::UnsupportedMediaType => 415,
+            Reject::UnsupportedMediaType | Reject::UnsupportedContentEncoding => 415,
             Reject::PayloadTooLarge => 413,
             Reject::ExpectationFailed => 417,
             Reject::RateLimited => 429,
@@ -80,6 +89,7 @@ impl Reject {
             Reject::UnknownStream => "unknown-stream",
             Reject::UnknownPath => "unknown-path",
             Reject::UnsupportedMediaType => "unsupported-media-type",
+            Reject::UnsupportedContentEncoding => "unsupported-content-encoding",
             Reject::PayloadTooLarge => "payload-too-large",
             Reject::ExpectationFailed => "expectation-failed",
             Reject::RateLimited => "rate-limited",
@@ -103,6 +113,9 @@ impl Reject {
             Reject::UnknownPath => "No such path; streams are at /stream/v0/data/<stream-id>.",
             Reject::UnsupportedMediaType => {
                 "Content-Type must be application/json for a JSON stream, application/xml or text/xml for an XML stream."
+            }
+            Reject::UnsupportedContentEncoding => {
+                "Send the body uncompressed: the only Content-Encoding accepted is identity."
             }
             Reject::PayloadTooLarge => "The request body is larger than the limit.",
             Reject::ExpectationFailed => "Only Expect: 100-continue is supported.",
@@ -139,13 +152,17 @@ impl Reject {
     /// True when the connection must be closed after the response: the
     /// request was malformed (SPEC §1: "a malformed request answers once and
     /// closes the connection" — its head, its framing or its body, every
-    /// 400), or its body was not read, or the appliance is stopping.
+    /// 400), or its body was not read (a 413 on the declared length; a 417,
+    /// answered at once because a client that expects something may be
+    /// waiting for an answer before it sends the body), or the appliance is
+    /// stopping.
     pub fn closes_connection(self) -> bool {
         matches!(
             self,
             Reject::Head(_)
                 | Reject::Body(_)
                 | Reject::PayloadTooLarge
+                | Reject::ExpectationFailed
                 | Reject::BadChunk
                 | Reject::ShuttingDown
         )
@@ -339,6 +356,9 @@ impl Worker {
         });
         if !media_ok {
             return Err(Reject::UnsupportedMediaType);
+        }
+        if head.content_encoding != ContentEncoding::Identity {
+            return Err(Reject::UnsupportedContentEncoding);
         }
         check_framing(&config, head)?;
         self.take_token(&config, tenant, stream_id)?;
@@ -612,4 +632,42 @@ impl Drop for FlusherRole {
 async fn flush(file: &std::fs::File) -> std::io::Result<()> {
     let file = monoio::fs::File::from_std(file.try_clone()?)?;
     file.sync_data().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_content_coding_is_a_415_of_its_own_kind() {
+        let reject = Reject::UnsupportedContentEncoding;
+        assert_eq!(reject.status(), 415);
+        assert_eq!(reject.kind(), "unsupported-content-encoding");
+        assert_ne!(reject.kind(), Reject::UnsupportedMediaType.kind());
+        let message = reject.message();
+        assert!(
+            message.ends_with('.') && message.matches(". ").count() == 0,
+            "{message}"
+        );
+        assert!(message.contains("uncompressed"), "{message}");
+        // A well-formed request: its body can be skipped like any 415's.
+        assert!(!reject.closes_connection());
+        assert_eq!(reject.retry_after_seconds(), None);
+    }
+
+    #[test]
+    fn a_417_closes_the_connection_because_its_body_is_not_read() {
+        assert_eq!(Reject::ExpectationFailed.status(), 417);
+        assert!(Reject::ExpectationFailed.closes_connection());
+        // The other refusals of a well-formed head still keep it.
+        for reject in [
+            Reject::MethodNotAllowed,
+            Reject::UnknownStream,
+            Reject::UnknownPath,
+            Reject::UnsupportedMediaType,
+            Reject::RateLimited,
+        ] {
+            assert!(!reject.closes_connection(), "{reject:?}");
+        }
+    }
 }

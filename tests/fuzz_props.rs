@@ -76,6 +76,8 @@ const HTTP: &[&[u8]] = &[
     b"0\r\n\r\n",
     b"a;b=c\r\n",
     b"X: y\r\n",
+    b"nocolon\r\n",
+    b"X : y\r\n",
     b"\x00",
     b"\x7f",
     "é".as_bytes(),
@@ -187,6 +189,10 @@ fn http_head_is_the_same_however_the_bytes_arrive() {
         b"",
         b"\0\0\0\0POST /stream/v0/data/is-AbCDefGH HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET",
         b"\x01\x03\x00\x035;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n",
+        // Trailer lines the head's rules refuse (a black-box audit found
+        // them accepted), whole and split.
+        b"\x01\x03\x00\x030\r\nnocolon\r\n\r\n",
+        b"\x01\x09\x00\x030\r\nX-T : v\r\nY: \x7f\r\n\r\n",
         b"\0\0\0\0\r\n\r\nGET / HTTP/1.0\r\n\r\n",
         // Once refused as bare-line-ending whole, malformed-request-line split.
         b"\0\0\x01\0=\x9e\n",

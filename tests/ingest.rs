@@ -875,3 +875,373 @@ fn seal_after_makes_data_loadable_while_running() {
     assert!(eventually(Duration::from_secs(5), || data.sealed_lines() == ["{\"x\":1}"]));
     assert!(server.stop().success());
 }
+
+/// `post` with `fields` (each line ending in CRLF) added to its head.
+fn post_with(fields: &str, stream_id: &str, token: &str, content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut raw = post(stream_id, "acme", token, content_type, body);
+    let at = head_len(&raw) - 2;
+    raw.splice(at..at, fields.bytes());
+    raw
+}
+
+/// The length of the head at the start of `raw`, its empty line included.
+fn head_len(raw: &[u8]) -> usize {
+    raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4
+}
+
+/// Sends only the head of `raw` and reads the answer, which must come
+/// within a few seconds (the body timeout is 30 s): a server that waits for
+/// the body fails here.
+fn send_head_only(server: &Server, raw: &[u8]) -> (Response, std::net::TcpStream) {
+    let mut stream = server.connect();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream.write_all(&raw[..head_len(raw)]).expect("write head");
+    let response = read_response(&mut stream).expect("an answer without the body");
+    (response, stream)
+}
+
+/// `{"z":1}` compressed with gzip.
+const GZIP_BODY: &[u8] = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\x03\xab\x56\xaa\x52\xb2\x32\xac\x05\x00\x3c\x0a\x2b\x41\x07\x00\x00\x00";
+
+#[test]
+fn a_content_coding_other_than_identity_is_415_with_accept_encoding() {
+    // Found by a black-box audit: a gzip body was a 400 not-utf8, and a
+    // plain body labelled br was stored.
+    let data = DataDir::new("coding");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let json = "application/json";
+    let coded = |coding: &str, body: &[u8]| {
+        post_with(
+            &format!("Content-Encoding: {coding}\r\n"),
+            &s.json_stream,
+            &s.token,
+            json,
+            body,
+        )
+    };
+    let cases: [(&str, &[u8]); 5] = [
+        ("gzip", GZIP_BODY),
+        ("br", b"{\"n\":1}"),
+        ("gzip, identity", b"{\"n\":2}"),
+        ("identity\r\nContent-Encoding: deflate", b"{\"n\":3}"),
+        ("x-unknown", b"{\"n\":4}"),
+    ];
+    for (index, (coding, body)) in cases.into_iter().enumerate() {
+        let mut stream = server.connect();
+        stream.write_all(&coded(coding, body)).expect("write");
+        let r = read_response(&mut stream).expect("response");
+        assert_eq!(
+            (r.status, r.error_kind().as_str()),
+            (415, "unsupported-content-encoding"),
+            "{coding}"
+        );
+        assert_eq!(r.header("Accept-Encoding"), Some("identity"), "{coding}");
+        // A well-formed request whose body was skipped, like any 415: the
+        // connection serves the next request.
+        assert_eq!(r.header("Connection"), Some("keep-alive"), "{coding}");
+        let after = format!("{{\"after\":{index}}}");
+        stream
+            .write_all(&post(&s.json_stream, "acme", &s.token, json, after.as_bytes()))
+            .expect("write");
+        assert_eq!(read_response(&mut stream).expect("response").status, 202);
+    }
+    let r = server.send(&post_with(
+        "Content-Encoding: gzip\r\n",
+        &s.xml_stream,
+        &s.token,
+        "application/xml",
+        b"<a/>",
+    ));
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-content-encoding")
+    );
+    // identity, in any case and with whitespace around it, is the body as
+    // sent.
+    for (index, coding) in ["identity", "IDENTITY", "\t Identity "].into_iter().enumerate() {
+        let body = format!("{{\"identity\":{index}}}");
+        let r = server.send(&coded(coding, body.as_bytes()));
+        assert_eq!(r.status, 202, "{coding:?}");
+    }
+
+    // Precedence (SPEC §1): head, 405, 401, 404, 415, 413, 417.
+    let gzip = "Content-Encoding: gzip\r\n";
+    let r = server.send(&post_with(gzip, &s.json_stream, "nope", json, GZIP_BODY));
+    assert_eq!(r.status, 401, "a bad token wins over gzip");
+    let r = server.send(&post_with(gzip, "is-NoSuchOne", &s.token, json, GZIP_BODY));
+    assert_eq!(r.status, 404, "an unknown stream wins over gzip");
+    let get = format!(
+        "GET /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\n{gzip}\r\n",
+        s.json_stream
+    );
+    assert_eq!(server.send(get.as_bytes()).status, 405);
+    // Both 415s: the Content-Type is looked at first.
+    let r = server.send(&post_with(
+        gzip,
+        &s.json_stream,
+        &s.token,
+        "text/plain",
+        GZIP_BODY,
+    ));
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-media-type")
+    );
+    // gzip with a declared length over the limit: 415, answered without
+    // the body, and the connection closed since the body stays unread.
+    let over = post_with(gzip, &s.json_stream, &s.token, json, &vec![b'x'; 260_097]);
+    let (r, mut stream) = send_head_only(&server, &over);
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-content-encoding")
+    );
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(is_closed(&mut stream));
+    let expecting = format!("{gzip}Expect: something\r\n");
+    let r = server.send(&post_with(&expecting, &s.json_stream, &s.token, json, GZIP_BODY));
+    assert_eq!(
+        (r.status, r.error_kind().as_str()),
+        (415, "unsupported-content-encoding")
+    );
+
+    assert!(server.stop().success());
+    let mut lines = data.sealed_lines();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "{\"after\":0}",
+            "{\"after\":1}",
+            "{\"after\":2}",
+            "{\"after\":3}",
+            "{\"after\":4}",
+            "{\"identity\":0}",
+            "{\"identity\":1}",
+            "{\"identity\":2}",
+        ]
+    );
+    assert_eq!(data.sealed_files().len(), 1, "nothing reached the XML stream");
+}
+
+/// The moment a response's `Date` shows, after checking it is an
+/// IMF-fixdate (RFC 9110 §5.6.7).
+fn date_of(response: &Response) -> i64 {
+    let date = response
+        .header("Date")
+        .unwrap_or_else(|| panic!("a Date header: {response:?}"));
+    assert_eq!(date.len(), "Sun, 06 Nov 1994 08:49:37 GMT".len(), "{date:?}");
+    chrono::NaiveDateTime::parse_from_str(date, "%a, %d %b %Y %H:%M:%S GMT")
+        .unwrap_or_else(|error| panic!("{date:?} is an IMF-fixdate: {error}"))
+        .and_utc()
+        .timestamp()
+}
+
+#[test]
+fn every_final_response_carries_a_date_and_100_continue_does_not() {
+    let data = DataDir::new("date");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let json = "application/json";
+    let before = now_unix();
+    let responses = [
+        server.send(&post(&s.json_stream, "acme", &s.token, json, b"{}")),
+        server.send(b"GARBAGE\r\n\r\n"),
+        server.send(&post(&s.json_stream, "acme", "nope", json, b"{}")),
+        server.send(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"),
+        server.send(&post(&s.json_stream, "acme", &s.token, "text/plain", b"{}")),
+        server.send(&post(&s.json_stream, "acme", &s.token, json, b"[1]")),
+    ];
+    let after = now_unix();
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [202, 400, 401, 404, 415, 400]);
+    for response in &responses {
+        let date = date_of(response);
+        assert!((before..=after).contains(&date), "{date} in {before}..={after}");
+    }
+
+    // The interim 100 has no Date (RFC 9110 §6.6.1 lets a 1xx omit it);
+    // the final answer after it has one.
+    let head = post_with("Expect: 100-continue\r\n", &s.json_stream, &s.token, json, b"{}");
+    let mut stream = server.connect();
+    stream.write_all(&head[..head_len(&head)]).expect("write head");
+    let interim = read_response(&mut stream).expect("interim");
+    assert_eq!((interim.status, interim.header("Date")), (100, None));
+    stream.write_all(b"{}").expect("write body");
+    let r = read_response(&mut stream).expect("final");
+    assert_eq!(r.status, 202);
+    date_of(&r);
+
+    // A kept connection's answers follow the clock: a later second shows
+    // a later Date (each worker formats it once per second).
+    let mut stream = server.connect();
+    let raw = post(&s.json_stream, "acme", &s.token, json, b"{}");
+    stream.write_all(&raw).expect("write");
+    let first = date_of(&read_response(&mut stream).expect("response"));
+    std::thread::sleep(Duration::from_millis(1100));
+    stream.write_all(&raw).expect("write");
+    let second = date_of(&read_response(&mut stream).expect("response"));
+    assert!(second > first, "{first} then {second}");
+
+    // The admin listener's answers carry it too.
+    let admin: std::net::SocketAddr = server
+        .log_text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|value| value["event"] == "listening")
+        .and_then(|value| value["admin_addr"].as_str()?.parse().ok())
+        .expect("the admin address in the listening line");
+    let mut stream = std::net::TcpStream::connect(admin).expect("connect admin");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let r = read_response(&mut stream).expect("admin response");
+    assert_eq!(r.status, 404);
+    date_of(&r);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn an_unknown_expectation_is_answered_at_once_and_closes() {
+    // Found by a black-box audit: the 417 came only once the body had
+    // arrived, so a client waiting for 100 Continue stalled.
+    let data = DataDir::new("expect");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let json = "application/json";
+    let chunked = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: {json}\r\nX-Amperity-Tenant: acme\r\n\
+         Authorization: Bearer {}\r\nTransfer-Encoding: chunked\r\nExpect: foo\r\n\r\n",
+        s.json_stream, s.token
+    );
+    let heads = [
+        post_with("Expect: foo\r\n", &s.json_stream, &s.token, json, b"{\"n\":1}"),
+        post_with(
+            "Expect: 100-continue, foo\r\n",
+            &s.json_stream,
+            &s.token,
+            json,
+            b"{\"n\":2}",
+        ),
+        post_with(
+            "Expect: 100-continue\r\nExpect: foo\r\n",
+            &s.json_stream,
+            &s.token,
+            json,
+            b"{\"n\":3}",
+        ),
+        chunked.into_bytes(),
+    ];
+    for raw in &heads {
+        let (r, mut stream) = send_head_only(&server, raw);
+        assert_eq!(
+            (r.status, r.error_kind().as_str(), r.header("Connection")),
+            (417, "expectation-failed", Some("close")),
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+        assert!(is_closed(&mut stream));
+    }
+    // Sent whole, body and all: still 417, and nothing is stored.
+    let r = server.send(&heads[0]);
+    assert_eq!((r.status, r.header("Connection")), (417, Some("close")));
+
+    // 401, 404, 415 and 413 still rank before 417, and are answered at
+    // once too: the client may be waiting for a 100 (here it asked for
+    // one along with the unknown expectation).
+    let expect = "Expect: 100-continue, foo\r\n";
+    let cases = [
+        (post_with(expect, &s.json_stream, "nope", json, b"{}"), 401),
+        (post_with(expect, "is-NoSuchOne", &s.token, json, b"{}"), 404),
+        (
+            post_with(expect, &s.json_stream, &s.token, "text/plain", b"{}"),
+            415,
+        ),
+        (
+            post_with(
+                &format!("{expect}Content-Encoding: gzip\r\n"),
+                &s.json_stream,
+                &s.token,
+                json,
+                GZIP_BODY,
+            ),
+            415,
+        ),
+        (
+            post_with(expect, &s.json_stream, &s.token, json, &vec![b'x'; 260_097]),
+            413,
+        ),
+    ];
+    for (raw, status) in &cases {
+        let (r, mut stream) = send_head_only(&server, raw);
+        assert_eq!(
+            (r.status, r.header("Connection")),
+            (*status, Some("close")),
+            "{:?}",
+            String::from_utf8_lossy(&raw[..head_len(raw)])
+        );
+        assert!(is_closed(&mut stream));
+    }
+    assert!(server.stop().success());
+    assert!(data.sealed_lines().is_empty(), "{:?}", data.sealed_lines());
+}
+
+#[test]
+fn chunked_trailers_are_held_to_the_rules_of_header_fields() {
+    let data = DataDir::new("trailers");
+    let s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let head = format!(
+        "POST /stream/v0/data/{} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Amperity-Tenant: acme\r\nAuthorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        s.json_stream, s.token
+    );
+    let with_trailers = |n: usize, trailers: &str| format!("{head}7\r\n{{\"t\":{n}}}\r\n0\r\n{trailers}\r\n");
+    for (n, trailers) in ["", "X-Checksum: abc\r\n", "X-A:v\r\nX-B: \t\r\n"]
+        .into_iter()
+        .enumerate()
+    {
+        let r = server.send(with_trailers(n, trailers).as_bytes());
+        assert_eq!(r.status, 202, "{trailers:?}");
+    }
+    // Found by a black-box audit: these trailer lines were accepted while
+    // the same lines in the head are a 400.
+    for trailer in [
+        "nocolon\r\n",
+        "X-T : v\r\n",
+        "X-T\t: v\r\n",
+        ": v\r\n",
+        "X(T: v\r\n",
+        "X-T: a\x7fb\r\n",
+    ] {
+        let mut stream = server.connect();
+        stream
+            .write_all(with_trailers(9, trailer).as_bytes())
+            .expect("write");
+        let r = read_response(&mut stream).expect("response");
+        assert_eq!(
+            (r.status, r.header("Connection")),
+            (400, Some("close")),
+            "{trailer:?}"
+        );
+        assert_eq!(r.error_kind(), "invalid-chunked-body", "{trailer:?}");
+        assert!(is_closed(&mut stream), "{trailer:?}");
+        // The same line in the head.
+        let in_head = head.replacen("Host: x\r\n", &format!("Host: x\r\n{trailer}"), 1);
+        let r = server.send(format!("{in_head}0\r\n\r\n").as_bytes());
+        assert_eq!(
+            (r.status, r.error_kind().as_str()),
+            (400, "malformed-header"),
+            "{trailer:?} in the head"
+        );
+    }
+    assert!(server.stop().success());
+    let mut lines = data.sealed_lines();
+    lines.sort();
+    assert_eq!(lines, ["{\"t\":0}", "{\"t\":1}", "{\"t\":2}"]);
+}

@@ -12,11 +12,18 @@
 //!   take the body past the limit, before any of that chunk's data is read;
 //! - every framing line bounded ([`CHUNK_SIZE_LINE_BYTES_MAX`],
 //!   [`CHUNK_EXTENSIONS_BYTES_MAX`], [`TRAILER_SECTION_BYTES_MAX`]), every
-//!   line ending a strict CRLF, and the CRLF after each chunk's data present.
+//!   line ending a strict CRLF, and the CRLF after each chunk's data present;
+//! - every trailer field line held to the rules of the head's field lines
+//!   (RFC 9112 §7.1.2 gives trailers the head's syntax): a token name, then
+//!   `:` with no whitespace before it, then a value of HTAB, SP, VCHAR and
+//!   obs-text only (RFC 9110 §5.5); no folding. A line the head would
+//!   refuse as `malformed-header` is refused here too.
 //!
 //! Chunk extensions and trailer fields are read and thrown away: the ingest
 //! API gives them no meaning. A `Content-Length` body needs no decoder; the
 //! caller checks it with [`declared_length_fits`] and reads that many bytes.
+
+use super::request::{is_field_value_byte, is_token};
 
 /// The longest chunk-size line, extensions included and CRLF excluded. A
 /// size needs at most 16 hex digits; the rest is room for the extensions
@@ -70,7 +77,10 @@ pub enum ChunkError {
     MissingDataCrlf,
     /// A framing or trailer line ends in a CR without LF or an LF without CR.
     BareLineEnding,
-    /// A trailer line is folded or holds a control character.
+    /// A trailer line is not `name: value` with a token name (a line
+    /// without a colon, whitespace before the colon and an empty name are
+    /// all refused), is folded, or its value holds a byte a field value
+    /// may not (a control character other than HTAB).
     InvalidTrailer,
     /// The trailer section is larger than [`TRAILER_SECTION_BYTES_MAX`].
     TrailersTooLarge,
@@ -139,8 +149,10 @@ enum State {
     DataLf,
     /// At the start of a trailer line or of the final CRLF.
     TrailerStart,
-    /// Inside a trailer line, up to CR.
-    TrailerLine,
+    /// In a trailer field's name, up to its colon.
+    TrailerName,
+    /// In a trailer field's value, up to CR.
+    TrailerValue,
     /// After the CR of a trailer line.
     TrailerLf,
     /// After the CR of the final empty line.
@@ -274,16 +286,28 @@ impl ChunkedDecoder {
             State::TrailerStart => match byte {
                 b'\r' => State::FinalLf,
                 b'\n' => return Err(ChunkError::BareLineEnding),
-                b' ' | b'\t' => return Err(ChunkError::InvalidTrailer),
-                _ => self.trailer_byte(byte)?,
+                _ if is_token(byte) => self.trailer_byte(State::TrailerName)?,
+                // A space or tab is obsolete line folding, a colon an empty
+                // name.
+                _ => return Err(ChunkError::InvalidTrailer),
             },
-            State::TrailerLine => match byte {
-                b'\r' => self.trailer_byte(byte).map(|_| State::TrailerLf)?,
+            State::TrailerName => match byte {
+                b':' => self.trailer_byte(State::TrailerValue)?,
                 b'\n' => return Err(ChunkError::BareLineEnding),
-                _ => self.trailer_byte(byte)?,
+                _ if is_token(byte) => self.trailer_byte(State::TrailerName)?,
+                // Whitespace before the colon (RFC 9112 §5.1: a server must
+                // reject it), a line that ends without a colon, or a byte
+                // no name may hold.
+                _ => return Err(ChunkError::InvalidTrailer),
+            },
+            State::TrailerValue => match byte {
+                b'\r' => self.trailer_byte(State::TrailerLf)?,
+                b'\n' => return Err(ChunkError::BareLineEnding),
+                _ if is_field_value_byte(byte) => self.trailer_byte(State::TrailerValue)?,
+                _ => return Err(ChunkError::InvalidTrailer),
             },
             State::TrailerLf => match byte {
-                b'\n' => self.trailer_byte(byte).map(|_| State::TrailerStart)?,
+                b'\n' => self.trailer_byte(State::TrailerStart)?,
                 _ => return Err(ChunkError::BareLineEnding),
             },
             State::FinalLf => match byte {
@@ -340,16 +364,14 @@ impl ChunkedDecoder {
         self.count_line_byte(State::Extension)
     }
 
-    /// Counts one trailer byte and refuses control characters in it.
-    fn trailer_byte(&mut self, byte: u8) -> Result<State, ChunkError> {
-        if byte.is_ascii_control() && !matches!(byte, b'\t' | b'\r' | b'\n') {
-            return Err(ChunkError::InvalidTrailer);
-        }
+    /// Counts one trailer byte (already judged by the grammar) against the
+    /// trailer section's bound.
+    fn trailer_byte(&mut self, next: State) -> Result<State, ChunkError> {
         self.trailer_bytes += 1;
         if self.trailer_bytes > TRAILER_SECTION_BYTES_MAX {
             return Err(ChunkError::TrailersTooLarge);
         }
-        Ok(State::TrailerLine)
+        Ok(next)
     }
 
     /// The chunk-size line ended: a zero size starts the trailers, any other
@@ -416,6 +438,8 @@ mod tests {
             b"5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Other:\tx y\r\n\r\n",
             b"hello",
         ),
+        (b"0\r\nX-T:v\r\nX-Empty:\r\n\r\n", b""),
+        (b"0\r\n!#$%&'*+-.^_`|~09azAZ: \x80\xff\t~ \r\n\r\n", b""),
     ];
 
     #[test]
@@ -521,6 +545,18 @@ mod tests {
             (b"0\r\nX: y\rz\r\n\r\n", BareLineEnding),
             (b"0\r\nX: y\r\n folded\r\n\r\n", InvalidTrailer),
             (b"0\r\nX: \x00\r\n\r\n", InvalidTrailer),
+            // Found by a black-box audit: these were accepted as trailers
+            // while the same lines in the head are a 400.
+            (b"0\r\nnocolon\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX-T : v\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX-T\t: v\r\n\r\n", InvalidTrailer),
+            (b"0\r\n: v\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX(T: v\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX\xc3\xa9: v\r\n\r\n", InvalidTrailer),
+            (b"0\r\n\tX: v\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX: a\x7fb\r\n\r\n", InvalidTrailer),
+            (b"0\r\nX: a\x1bb\r\n\r\n", InvalidTrailer),
+            (b"0\r\nnocolon\n\r\n", BareLineEnding),
             (long_extension.as_bytes(), SizeLineTooLong),
             (long_trailer.as_bytes(), TrailersTooLarge),
         ];
@@ -539,6 +575,101 @@ mod tests {
             assert_eq!(decode_pieces(&bytes, LIMIT), Err(*error));
             assert_eq!(error.status(), 400);
         }
+    }
+
+    /// Whether the head parser accepts `line` as one header field line.
+    fn head_accepts_field(line: &[u8]) -> bool {
+        use crate::http::request::{HeadStatus, header_slots, parse_head};
+        let head = [b"POST / HTTP/1.1\r\nHost: a\r\n", line, b"\r\n\r\n"].concat();
+        let mut headers = header_slots();
+        match parse_head(&head, &mut headers) {
+            Ok(HeadStatus::Complete { head_len, .. }) => {
+                assert_eq!(
+                    head_len,
+                    head.len(),
+                    "{:?} is one field line",
+                    String::from_utf8_lossy(line)
+                );
+                true
+            }
+            Ok(HeadStatus::Partial) => panic!("a whole head is not partial"),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the decoder accepts `line` as the one trailer field line of
+    /// an empty body.
+    fn trailer_accepts_field(line: &[u8]) -> bool {
+        let body = [b"0\r\n", line, b"\r\n\r\n"].concat();
+        match decode_whole(&body, LIMIT) {
+            Ok((_, consumed)) => {
+                assert_eq!(consumed, body.len());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    #[test]
+    fn trailer_field_lines_are_judged_as_head_field_lines_are() {
+        let lines: &[&[u8]] = &[
+            b"X-T: v",
+            b"X-T:v",
+            b"X-T:",
+            b"X-T:  v w\t",
+            b"X-T: \x80\xff",
+            b"nocolon",
+            b"X-T : v",
+            b"X-T\t: v",
+            b": v",
+            b" X-T: v",
+            b"X(T: v",
+            b"X-T: a\x7fb",
+            b"X-T: a\x00b",
+            b"X-T: a\rb",
+        ];
+        for line in lines {
+            assert_eq!(
+                trailer_accepts_field(line),
+                head_accepts_field(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        // Random lines shaped like fields (a name, mostly a colon, a value)
+        // from fragments that matter to the grammar, good and bad.
+        let name_parts: &[&[u8]] = &[b"X", b"-", b"t", b"9", b"~", b"!", b" ", b"\t", b"(", b"\x80"];
+        let value_parts: &[&[u8]] = &[
+            b"v", b" ", b"\t", b"~", b":", b"\"", b"\x80", b"\xff", b"\x00", b"\x7f", b"\x1b", b"\r",
+        ];
+        let mut state = 0x5851_f42d_4c95_7f2d;
+        let mut pick = |parts: &[&'static [u8]], count: u64, line: &mut Vec<u8>| {
+            for _ in 0..count {
+                let index = (xorshift(&mut state) % parts.len() as u64) as usize;
+                line.extend_from_slice(parts[index]);
+            }
+        };
+        let mut accepted = 0;
+        for round in 0..6_000u64 {
+            let mut line = Vec::new();
+            pick(name_parts, 1 + round % 3, &mut line);
+            if round % 5 != 0 {
+                line.push(b':');
+            }
+            pick(value_parts, round % 4, &mut line);
+            let verdict = trailer_accepts_field(&line);
+            assert_eq!(
+                verdict,
+                head_accepts_field(&line),
+                "{:?}",
+                String::from_utf8_lossy(&line)
+            );
+            accepted += usize::from(verdict);
+        }
+        assert!(
+            accepted > 1_000,
+            "the random lines reach good fields too: {accepted}"
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn write_reject_to(
     let extra = ErrorExtra {
         retry_after_seconds: reject.retry_after_seconds(),
         allow_post: reject == Reject::MethodNotAllowed,
+        accept_encoding_identity: reject == Reject::UnsupportedContentEncoding,
         head_request,
     };
     response::write_error(
@@ -226,6 +227,12 @@ impl Connection {
 
     /// Answers a request rejected on its head. Returns whether the
     /// connection is kept: only if the body can be skipped safely.
+    ///
+    /// A request with any expectation is answered at once and the
+    /// connection closed: its client may be waiting for `100 Continue`
+    /// before it sends the body (`Expect: 100-continue, foo` too), so
+    /// waiting for that body to skip it would stall both until the body
+    /// timeout.
     async fn answer_unread(&mut self, worker: &Worker, head: &Head, reject: Reject) -> io::Result<bool> {
         let skip = match head.framing {
             BodyFraming::None => Some(0),
@@ -234,7 +241,7 @@ impl Connection {
             }
             _ => None,
         };
-        let keep_alive = head.keep_alive && !reject.closes_connection() && head.expect != Expect::Continue;
+        let keep_alive = head.keep_alive && !reject.closes_connection() && head.expect == Expect::None;
         let Some(skip) = skip.filter(|_| keep_alive) else {
             write_reject_to(worker, &mut self.output, reject, false, head.head_request);
             return Ok(false);

@@ -21,6 +21,10 @@
 //!   `Transfer-Encoding` on HTTP/1.0 are all 400s.
 //! - HTTP/1.1 needs exactly one `Host`; HTTP/1.0 needs none; at most one is
 //!   ever accepted. Its value is not interpreted.
+//! - `Content-Encoding` is read, not judged: [`RequestHead::content_encoding`]
+//!   says whether it names any coding other than `identity`, and the router
+//!   answers that with a 415 where SPEC §1 ranks 415 (after 405, 401, 404),
+//!   which a head error here would jump ahead of.
 //! - Every [`HeadError`] is final for the connection: the caller answers once
 //!   and closes, because the byte stream can no longer be trusted.
 //!
@@ -87,6 +91,18 @@ pub enum Expect {
     Unknown,
 }
 
+/// The content coding of the body (RFC 9110 §8.4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContentEncoding {
+    /// No `Content-Encoding`, or one that names only `identity` (any case,
+    /// around it optional whitespace; empty list elements are ignored, as
+    /// RFC 9110 §5.6.1 says a recipient must): the body is as sent.
+    Identity,
+    /// Any other coding (`gzip`, `br`, `gzip, identity`, an unknown name):
+    /// the appliance decodes none, so the body cannot be read (415).
+    Unsupported,
+}
+
 /// An acceptable request head. Every slice borrows the read buffer, so the
 /// head lives exactly as long as the bytes it was parsed from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +132,8 @@ pub struct RequestHead<'b> {
     /// The raw `Content-Type` value, parameters included; see
     /// [`content_type_media`] and [`media_is`].
     pub content_type: Option<&'b [u8]>,
+    /// What every `Content-Encoding` field together says.
+    pub content_encoding: ContentEncoding,
 }
 
 /// Why a head was refused. Every variant closes the connection.
@@ -360,7 +378,7 @@ impl HeadProgress {
             }
             let line = &buf[self.line_start..seen];
             if memchr::memchr(b':', line).is_some() {
-                |byte| matches!(byte, b'\t' | b' '..=b'~' | 0x80..=0xFF)
+                |byte| is_field_value_byte(*byte)
             } else {
                 |byte| is_token(*byte)
             }
@@ -390,9 +408,17 @@ impl HeadProgress {
 }
 
 /// An RFC 9110 token character: what httparse accepts in a method and a
-/// header name.
-fn is_token(byte: u8) -> bool {
+/// header name. The chunked decoder judges trailer field names with it, so
+/// a trailer field is held to the head's rules.
+pub(crate) fn is_token(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// A byte RFC 9110 §5.5 allows in a field value (HTAB, SP, VCHAR,
+/// obs-text): what httparse accepts in a header value, and what the chunked
+/// decoder accepts in a trailer field's value.
+pub(crate) fn is_field_value_byte(byte: u8) -> bool {
+    matches!(byte, b'\t' | b' '..=b'~' | 0x80..=0xFF)
 }
 
 /// The limits on a head that has not fully arrived: a request line already
@@ -561,6 +587,8 @@ struct Fields<'b> {
     expect_continue: bool,
     /// Some other expectation was seen; it wins over `100-continue`.
     expect_unknown: bool,
+    /// A `Content-Encoding` named a coding other than `identity`.
+    content_coded: bool,
     /// The raw fields handed on to auth and the router.
     authorization: Option<&'b [u8]>,
     tenant: Option<&'b [u8]>,
@@ -622,6 +650,11 @@ fn interpret<'b>(request: &httparse::Request<'_, 'b>) -> Result<RequestHead<'b>,
         authorization: fields.authorization,
         tenant: fields.tenant,
         content_type: fields.content_type,
+        content_encoding: if fields.content_coded {
+            ContentEncoding::Unsupported
+        } else {
+            ContentEncoding::Identity
+        },
     })
 }
 
@@ -655,6 +688,12 @@ fn read_field<'b>(fields: &mut Fields<'b>, name: &str, value: &'b [u8]) -> Resul
             } else if !expectation.is_empty() {
                 fields.expect_unknown = true;
             }
+        }
+    } else if is("content-encoding") {
+        // A list of codings, and several fields make one list (RFC 9110
+        // §8.4): one coding that is not `identity` is enough to refuse.
+        for coding in value.split(|&byte| byte == b',').map(trim_ows) {
+            fields.content_coded |= !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity");
         }
     } else if is("authorization") {
         set_once(&mut fields.authorization, value)?;
@@ -916,8 +955,43 @@ mod tests {
                 authorization: Some(b"Bearer abc"),
                 tenant: Some(b"acme"),
                 content_type: Some(b"application/json; charset=utf-8"),
+                content_encoding: ContentEncoding::Identity,
             }
         );
+    }
+
+    #[test]
+    fn content_encoding_table() {
+        use ContentEncoding::*;
+        let cases: &[(&str, ContentEncoding)] = &[
+            ("", Identity),
+            ("Content-Encoding: identity\r\n", Identity),
+            ("Content-Encoding: IDENTITY\r\n", Identity),
+            ("Content-Encoding: \t Identity  \r\n", Identity),
+            ("Content-Encoding: identity, identity\r\n", Identity),
+            (
+                "Content-Encoding: identity\r\ncontent-encoding: identity\r\n",
+                Identity,
+            ),
+            ("Content-Encoding: \r\n", Identity),
+            ("Content-Encoding: ,identity,\r\n", Identity),
+            ("Content-Encoding: gzip\r\n", Unsupported),
+            ("Content-Encoding: br\r\n", Unsupported),
+            ("Content-Encoding: GZIP\r\n", Unsupported),
+            ("Content-Encoding: gzip, identity\r\n", Unsupported),
+            ("Content-Encoding: identity, deflate\r\n", Unsupported),
+            (
+                "Content-Encoding: identity\r\nContent-Encoding: zstd\r\n",
+                Unsupported,
+            ),
+            ("Content-Encoding: identityx\r\n", Unsupported),
+            ("Content-Encoding: identity;q=1\r\n", Unsupported),
+            ("Content-Encoding: x-unknown\r\n", Unsupported),
+        ];
+        for (fields, encoding) in cases {
+            let buf = request(POST_11, &format!("Host: a\r\n{fields}"));
+            assert_eq!(head(&buf).content_encoding, *encoding, "{fields:?}");
+        }
     }
 
     #[test]

@@ -4,32 +4,42 @@
 //! connection's write buffer, reused across requests), with no formatting
 //! machinery: status lines and headers are copied from constants and numbers
 //! are written digit by digit. The 202 that answers almost every request is
-//! a single constant copy.
+//! three copies: its status line, this thread's `Date` line of the current
+//! second (formatted at most once a second, see [`crate::http::date`]) and
+//! the constant rest.
 //!
 //! Promises:
 //! - The status line always says `HTTP/1.1`, also to HTTP/1.0 clients
 //!   (RFC 9110 §6.2 lets a server send its own highest minor version).
+//! - Every final response (2xx, 4xx, 5xx) carries `Date` as an IMF-fixdate,
+//!   right after the status line: RFC 9110 §6.6.1 says an origin server
+//!   with a clock must send it. The interim `100 Continue` does not (the
+//!   same section lets a 1xx omit it), so it stays one constant copy.
 //! - Every response carries `Content-Length` and an explicit `Connection`
 //!   header: `close` when the server will close, `keep-alive` otherwise,
 //!   because an HTTP/1.0 client only keeps a connection it is told it may.
 //! - Every error body is `{"status":N,"error":"kind","message":"…"}`, valid
 //!   JSON whatever the strings hold (SPEC §1).
 //! - A 401 carries `WWW-Authenticate: Bearer` (RFC 9110 §11.6.1 requires the
-//!   challenge), a 405 can carry `Allow: POST`, a 429 or 503 `Retry-After`.
-//!
-//! No `Date` header is sent: RFC 9110 §6.6.1 lets a server without a
-//! reliable clock omit it, and clients of the ingest API never read it.
+//!   challenge), a 405 can carry `Allow: POST`, a 429 or 503 `Retry-After`,
+//!   and a 415 for a content coding `Accept-Encoding: identity` (RFC 9110
+//!   §15.5.16 and §12.5.3: it tells the client which coding to send).
+
+use super::date;
 
 /// The interim response to `Expect: 100-continue`.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// The 202 on a connection that stays open. The body is empty: SPEC §1
-/// says clients must not need it, and an empty body is the cheapest.
-const ACCEPTED_KEEP_ALIVE: &[u8] =
-    b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+/// The status line of the 202; the `Date` line follows it.
+const ACCEPTED_STATUS_LINE: &[u8] = b"HTTP/1.1 202 Accepted\r\n";
 
-/// The 202 on a connection the server closes after it.
-const ACCEPTED_CLOSE: &[u8] = b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+/// The rest of the 202 on a connection that stays open. The body is empty:
+/// SPEC §1 says clients must not need it, and an empty body is the
+/// cheapest.
+const ACCEPTED_KEEP_ALIVE_REST: &[u8] = b"Content-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+
+/// The rest of the 202 on a connection the server closes after it.
+const ACCEPTED_CLOSE_REST: &[u8] = b"Content-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// The most decimal digits a `u64` needs.
 const U64_DIGITS_MAX: usize = 20;
@@ -41,6 +51,9 @@ pub struct ErrorExtra {
     pub retry_after_seconds: Option<u32>,
     /// Sends `Allow: POST`, which a 405 must carry (RFC 9110 §15.5.6).
     pub allow_post: bool,
+    /// Sends `Accept-Encoding: identity`: the one content coding accepted,
+    /// for a 415 that refuses another (RFC 9110 §15.5.16).
+    pub accept_encoding_identity: bool,
     /// The request was a HEAD: the same header fields, `Content-Length`
     /// included, but no content (RFC 9110 §9.3.2), or the next response
     /// on the connection would be read as the end of this one.
@@ -81,10 +94,12 @@ pub fn write_continue(out: &mut Vec<u8>) {
 
 /// Appends the 202 that acknowledges a stored record.
 pub fn write_accepted(out: &mut Vec<u8>, keep_alive: bool) {
+    out.extend_from_slice(ACCEPTED_STATUS_LINE);
+    date::write_date_line(out);
     out.extend_from_slice(if keep_alive {
-        ACCEPTED_KEEP_ALIVE
+        ACCEPTED_KEEP_ALIVE_REST
     } else {
-        ACCEPTED_CLOSE
+        ACCEPTED_CLOSE_REST
     });
 }
 
@@ -116,6 +131,9 @@ pub fn write_error(
     }
     if extra.allow_post {
         out.extend_from_slice(b"Allow: POST\r\n");
+    }
+    if extra.accept_encoding_identity {
+        out.extend_from_slice(b"Accept-Encoding: identity\r\n");
     }
     if let Some(seconds) = extra.retry_after_seconds {
         out.extend_from_slice(b"Retry-After: ");
@@ -154,7 +172,8 @@ pub fn write_simple(out: &mut Vec<u8>, status: u16, content_type: &str, body: &[
     out.extend_from_slice(body);
 }
 
-/// Appends `HTTP/1.1 NNN Reason\r\n`.
+/// Appends `HTTP/1.1 NNN Reason\r\n` and, for a final status, the `Date`
+/// line.
 fn write_status_line(out: &mut Vec<u8>, status: u16) {
     assert!(
         (100..=999).contains(&status),
@@ -165,6 +184,9 @@ fn write_status_line(out: &mut Vec<u8>, status: u16) {
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(b"\r\n");
+    if status >= 200 {
+        date::write_date_line(out);
+    }
 }
 
 /// Appends the `Connection` header and the empty line that ends the head.
@@ -250,6 +272,27 @@ mod tests {
         std::str::from_utf8(bytes).expect("responses are ASCII or UTF-8")
     }
 
+    /// `response` without its `Date` line, after checking that there is
+    /// exactly one, right after the status line, showing the current time
+    /// as an IMF-fixdate.
+    fn undated(response: &[u8]) -> String {
+        let text = text(response);
+        let (status_line, rest) = text.split_once("\r\n").expect("a status line");
+        let (date_line, rest) = rest.split_once("\r\n").expect("a second line");
+        let date = date_line
+            .strip_prefix("Date: ")
+            .unwrap_or_else(|| panic!("Date follows the status line: {text:?}"));
+        assert_eq!(date.len(), date::IMF_FIXDATE_BYTES, "{date:?}");
+        let shown = chrono::NaiveDateTime::parse_from_str(date, "%a, %d %b %Y %H:%M:%S GMT")
+            .unwrap_or_else(|error| panic!("{date:?} is an IMF-fixdate: {error}"))
+            .and_utc()
+            .timestamp();
+        let now = chrono::Utc::now().timestamp();
+        assert!((now - 5..=now).contains(&shown), "{date} is now");
+        assert!(!rest.contains("Date:"), "one Date line: {text:?}");
+        format!("{status_line}\r\n{rest}")
+    }
+
     #[test]
     fn continue_and_accepted_are_exact() {
         let mut out = Vec::new();
@@ -268,7 +311,11 @@ mod tests {
         for (keep_alive, expected) in cases {
             let mut out = b"previous".to_vec();
             write_accepted(&mut out, keep_alive);
-            assert_eq!(text(&out), format!("previous{expected}"));
+            assert_eq!(undated(&out), format!("previous{expected}"));
+            assert_eq!(
+                out.len(),
+                "previous".len() + expected.len() + date::DATE_LINE_BYTES
+            );
         }
     }
 
@@ -336,6 +383,19 @@ mod tests {
                  Allow: POST\r\nConnection: keep-alive\r\n\r\n",
             ),
             (
+                415,
+                "unsupported-content-encoding",
+                "Send it plain.",
+                true,
+                ErrorExtra {
+                    accept_encoding_identity: true,
+                    ..none
+                },
+                "HTTP/1.1 415 Unsupported Media Type\r\nContent-Type: application/json\r\nContent-Length: 80\r\n\
+                 Accept-Encoding: identity\r\nConnection: keep-alive\r\n\r\n\
+                 {\"status\":415,\"error\":\"unsupported-content-encoding\",\"message\":\"Send it plain.\"}",
+            ),
+            (
                 299,
                 "k",
                 "m",
@@ -349,7 +409,7 @@ mod tests {
         for (status, kind, message, keep_alive, extra, expected) in cases {
             let mut out = Vec::new();
             write_error(&mut out, *status, kind, message, *keep_alive, *extra);
-            assert_eq!(text(&out), *expected);
+            assert_eq!(undated(&out), *expected);
         }
     }
 
@@ -393,14 +453,14 @@ mod tests {
         let mut out = Vec::new();
         write_simple(&mut out, 200, "text/plain; version=0.0.4", b"up 1\n", true);
         assert_eq!(
-            text(&out),
+            undated(&out),
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: 5\r\n\
              Connection: keep-alive\r\n\r\nup 1\n"
         );
         let mut out = Vec::new();
         write_simple(&mut out, 404, "text/plain", b"", false);
         assert_eq!(
-            text(&out),
+            undated(&out),
             "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
     }
