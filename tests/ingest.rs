@@ -291,6 +291,27 @@ fn body_limit_is_exact_and_413_comes_from_the_declared_length() {
     );
     let r = server.send(huge.as_bytes());
     assert_eq!((r.status, r.error_kind().as_str()), (413, "payload-too-large"));
+    // A client that sends its too-large body anyway, as many do without
+    // `Expect: 100-continue`, finishes sending and then reads its 413: the
+    // server reads and drops the rest before it closes, instead of closing
+    // on unread bytes (a reset that fails the client's write).
+    let body_len = 3 << 20;
+    let mut stream = server.connect();
+    let request = [
+        head.replace(
+            &format!("Content-Length: {}", limit + 1),
+            &format!("Content-Length: {body_len}"),
+        )
+        .into_bytes(),
+        vec![b'x'; body_len],
+    ]
+    .concat();
+    stream
+        .write_all(&request)
+        .expect("the whole body is taken, not reset");
+    let r = read_response(&mut stream).expect("the 413 after the body");
+    assert_eq!((r.status, r.header("connection")), (413, Some("close")));
+    assert!(is_closed(&mut stream));
     assert!(server.stop().success());
 }
 

@@ -35,6 +35,13 @@ use crate::ring::Ticket;
 /// read straight into their place in the input buffer.
 pub const READ_BYTES_MIN: usize = 16 * 1024;
 
+/// How long a closing connection keeps reading what its client still
+/// sends after the last answer (see `Connection::close`).
+pub const LINGER_MAX: Duration = Duration::from_secs(2);
+
+/// How many bytes a closing connection reads and drops at most.
+pub const LINGER_BYTES_MAX: usize = 4 << 20;
+
 /// What the shutdown watcher needs to know about a connection.
 pub struct ConnectionState {
     pub fd: RawFd,
@@ -152,7 +159,7 @@ impl Connection {
     async fn run(&mut self, worker: &Worker) -> io::Result<()> {
         loop {
             let Some(head) = self.read_head(worker).await? else {
-                return self.flush().await;
+                return self.close().await;
             };
             self.state.idle.set(false);
             let keep_alive = match head.decision {
@@ -160,10 +167,43 @@ impl Connection {
                 Ok(ref admitted) => self.answer_admitted(worker, &head, admitted).await?,
             };
             if !keep_alive {
-                return self.flush().await;
+                return self.close().await;
             }
             self.state.idle.set(true);
         }
+    }
+
+    /// Sends what is owed and ends the connection. After a last answer
+    /// (a refusal that closes, an HTTP/1.0 reply), the client may still be
+    /// sending a body this side will never read; closing a socket with
+    /// unread bytes makes the kernel reset the connection, and a reset can
+    /// reach the client before it has read the answer, which it then never
+    /// sees. So the write side is shut first (the client gets the answer,
+    /// then end of file), and what still arrives is read and dropped until
+    /// the client closes, for at most [`LINGER_MAX`] and
+    /// [`LINGER_BYTES_MAX`] (the lingering close of RFC 9112 §9.6).
+    async fn close(&mut self) -> io::Result<()> {
+        if self.output.is_empty() {
+            // Nothing answered: the client closed or timed out.
+            return Ok(());
+        }
+        self.flush().await?;
+        // SAFETY: plain system call on the socket this connection owns.
+        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
+        let deadline = Instant::now() + LINGER_MAX;
+        let mut dropped = 0;
+        while dropped < LINGER_BYTES_MAX {
+            self.input.clear();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.read_more(left).await {
+                Ok(Read::Bytes) => dropped += self.input.len(),
+                _ => break,
+            }
+        }
+        Ok(())
     }
 
     /// Reads until `input` holds a complete head and decides on it. `None`
