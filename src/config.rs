@@ -149,6 +149,24 @@ const ENV_KEYS: &[&str] = &[
     "SLUICE_CLOCK_OFFSET_MS",
 ];
 
+/// `SLUICE_*` variables read elsewhere (the CLI's data directory).
+const ENV_KEYS_ELSEWHERE: &[&str] = &["SLUICE_DATA_DIR"];
+
+/// The `SLUICE_*` variables in `names` that nothing reads: most likely a
+/// misspelt setting (`SLUICE_SEAL_AFTER`), which the server names in a
+/// warning at start rather than ignore in silence.
+pub fn unknown_env_keys(names: impl Iterator<Item = String>) -> Vec<String> {
+    let mut unknown: Vec<String> = names
+        .filter(|name| {
+            name.starts_with("SLUICE_")
+                && !ENV_KEYS.contains(&name.as_str())
+                && !ENV_KEYS_ELSEWHERE.contains(&name.as_str())
+        })
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 impl Config {
     /// Loads defaults, then the file, then the environment, then the flags.
     pub fn load(flags: &ServeFlags) -> Result<Config, String> {
@@ -292,10 +310,21 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         if *rate == 0 {
             return Err(format!("rate_limit.tenants.{tenant} = 0: must be at least 1"));
         }
+        // A name no tenant can have would silently never be limited.
+        if !crate::control::ids::is_tenant_name(tenant) {
+            return Err(format!(
+                "rate_limit.tenants: {tenant:?} is not a tenant name ([a-z0-9][a-z0-9-]{{0,62}})"
+            ));
+        }
     }
     for (stream, rate) in &rate_limit.streams {
         if *rate == 0 {
             return Err(format!("rate_limit.streams.{stream} = 0: must be at least 1"));
+        }
+        if !crate::control::ids::is_stream_id(stream) {
+            return Err(format!(
+                "rate_limit.streams: {stream:?} is not a stream id (is- and 8 letters)"
+            ));
         }
     }
     if rate_limit.default_per_second == Some(0) {
@@ -316,10 +345,11 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         durability,
         seal_after_ms: (seal_after_seconds * 1000) as i64,
         segment_bytes_max,
-        connections_per_worker_max: raw
-            .connections_per_worker_max
-            .unwrap_or(CONNECTIONS_PER_WORKER_MAX_DEFAULT)
-            .max(1),
+        connections_per_worker_max: positive(
+            "connections_per_worker_max",
+            raw.connections_per_worker_max.map(|max| max as u64),
+            CONNECTIONS_PER_WORKER_MAX_DEFAULT as u64,
+        )? as usize,
         head_timeout_ms: positive("head_timeout_ms", raw.head_timeout_ms, HEAD_TIMEOUT_MS_DEFAULT)?,
         body_timeout_ms: positive("body_timeout_ms", raw.body_timeout_ms, BODY_TIMEOUT_MS_DEFAULT)?,
         idle_timeout_ms: positive("idle_timeout_ms", raw.idle_timeout_ms, IDLE_TIMEOUT_MS_DEFAULT)?,
@@ -386,6 +416,12 @@ mod tests {
             ("seal_after_seconds = 0", "seal_after_seconds"),
             ("body_bytes_max = 100000000000", "body_bytes_max"),
             ("log_level = \"loud\"", "log_level"),
+            ("connections_per_worker_max = 0", "connections_per_worker_max"),
+            (
+                "[rate_limit]\ntenants = { \"Bad Name\" = 5 }",
+                "rate_limit.tenants",
+            ),
+            ("[rate_limit]\nstreams = { xyz = 5 }", "rate_limit.streams"),
         ];
         for (text, field) in bad {
             let raw: RawConfig = toml::from_str(text).expect("parses");
@@ -394,6 +430,21 @@ mod tests {
         }
         let unknown = toml::from_str::<RawConfig>("lisen = \"x\"").expect_err("unknown field");
         assert!(unknown.to_string().contains("lisen"));
+    }
+
+    #[test]
+    fn unknown_sluice_variables_are_named() {
+        let names = [
+            "SLUICE_SEAL_AFTER",
+            "SLUICE_WORKERS",
+            "SLUICE_DATA_DIR",
+            "PATH",
+            "SLUICE_A",
+        ];
+        assert_eq!(
+            unknown_env_keys(names.iter().map(|name| name.to_string())),
+            ["SLUICE_A", "SLUICE_SEAL_AFTER"]
+        );
     }
 
     #[test]

@@ -70,6 +70,21 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
             .into(),
         ),
     ]);
+    for name in
+        crate::config::unknown_env_keys(std::env::vars_os().filter_map(|(name, _)| name.into_string().ok()))
+    {
+        telemetry::CONFIG_WARNING.emit(&[
+            ("variable", name.as_str().into()),
+            ("message", "not a sluice setting; ignored (misspelt?)".into()),
+        ]);
+    }
+    if config.no_work_baseline {
+        telemetry::CONFIG_WARNING.emit(&[(
+            "message",
+            "no_work_baseline is on: every POST gets 202 without auth, conversion or storage (a benchmark switch)"
+                .into(),
+        )]);
+    }
     // Signals are handled by this thread alone; threads spawned from now on
     // inherit the blocked mask.
     let signals = block_signals();
@@ -113,12 +128,13 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
     let shutting_down = Arc::new(AtomicBool::new(false));
     let courier_stop = Arc::new(AtomicBool::new(false));
     let refresh = Arc::new(crate::courier::RefreshSignal::default());
+    let config_cell = Arc::new(Published::new((*config).clone()));
     let courier = {
         let courier = Courier {
             data_dir: data_dir.to_path_buf(),
             logs: Arc::clone(&logs),
             snapshot: Arc::clone(&snapshot_cell),
-            seal_after_ms: config.seal_after_ms,
+            config: Arc::clone(&config_cell),
             stop: Arc::clone(&courier_stop),
             liveness: Arc::clone(&liveness),
             liveness_slot: config.workers,
@@ -131,7 +147,6 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
         handle
     };
 
-    let config_cell = Arc::new(Published::new((*config).clone()));
     let stats_for_status = stats.clone();
     // Courier groups fire from their own thread: a run can take minutes
     // and must never hold up sealing or the control snapshot.

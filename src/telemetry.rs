@@ -180,6 +180,7 @@ pub static FLUSH_FAILED: Event = Event::new("flush-failed", Level::Error);
 pub static ACCEPT_FAILED: Event = Event::new("accept-failed", Level::Warn);
 pub static RELOAD: Event = Event::new("reload", Level::Info);
 pub static RELOAD_FAILED: Event = Event::new("reload-failed", Level::Error);
+pub static CONFIG_WARNING: Event = Event::new("config-warning", Level::Warn);
 
 /// Bytes of segments sealed since start.
 pub static SEALED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -276,6 +277,7 @@ pub static ALL_EVENTS: &[&Event] = &[
     &ACCEPT_FAILED,
     &RELOAD,
     &RELOAD_FAILED,
+    &CONFIG_WARNING,
     &crate::courier::schedule::GROUP_RUN_STARTED,
     &crate::courier::schedule::GROUP_RUN_SUCCEEDED,
     &crate::courier::schedule::GROUP_RUN_FAILED,

@@ -197,10 +197,25 @@ fn sighup_reloads_a_good_file_and_keeps_the_old_config_on_a_bad_one() {
             .collect()
     };
     assert!(burst(20).iter().all(|&status| status == 202));
-    // A good file: a rate limit appears without a restart, on the same process.
-    std::fs::write(&config, "[rate_limit]\ntenants = { acme = 2 }\n").expect("write config");
+    assert!(
+        !data.open_files().is_empty(),
+        "the records wait in an open segment"
+    );
+    // A good file: a rate limit appears without a restart, on the same
+    // process, and a shorter seal_after seals the open segment.
+    std::fs::write(
+        &config,
+        "seal_after_seconds = 1\n[rate_limit]\ntenants = { acme = 2 }\n",
+    )
+    .expect("write config");
     signal(&server.child, libc::SIGHUP);
     assert!(eventually(Duration::from_secs(3), || burst(10).contains(&429)));
+    assert!(
+        eventually(Duration::from_secs(5), || data.open_files().is_empty()
+            && data.sealed_lines().len() >= 20),
+        "sealed after the reload: {:?}",
+        data.open_files()
+    );
     // A bad file: the old configuration stays and the reason is logged.
     std::fs::write(&config, "rate_limit = 12\nnot toml [").expect("write config");
     signal(&server.child, libc::SIGHUP);

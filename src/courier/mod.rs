@@ -79,7 +79,9 @@ pub struct Courier {
     pub data_dir: PathBuf,
     pub logs: Arc<StreamLogs>,
     pub snapshot: Arc<SnapshotCell>,
-    pub seal_after_ms: i64,
+    /// The running configuration, for `seal_after` (a reload applies to
+    /// open segments at once).
+    pub config: Arc<crate::control::snapshot::Published<crate::config::Config>>,
     /// Set by the server once every worker has drained.
     pub stop: Arc<AtomicBool>,
     /// Where this thread proves it is making progress.
@@ -105,8 +107,9 @@ impl Courier {
             self.liveness.beat(self.liveness_slot);
             self.seal_retired();
             let now_ms = self.logs.settings().clock.now_ms();
+            let seal_after_ms = self.config.load().seal_after_ms;
             for log in self.logs.all() {
-                log.retire_if_due(now_ms, self.seal_after_ms);
+                log.retire_if_due(now_ms, seal_after_ms);
             }
             self.seal_retired();
             let asked = self.refresh.requested.load(Ordering::Acquire);

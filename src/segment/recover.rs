@@ -20,7 +20,9 @@ pub struct Recovered {
     pub segments: u64,
     /// Complete records kept and sealed.
     pub records: u64,
-    /// Bytes of torn or unwritten tail dropped.
+    /// Bytes of torn records dropped: the tail after the last complete
+    /// record up to its last non-zero byte. The zeros of preallocated
+    /// space never written are not counted; they were never data.
     pub dropped_bytes: u64,
 }
 
@@ -86,7 +88,11 @@ fn recover_one(open_path: &Path, recovered: &mut Recovered) -> io::Result<()> {
     let (len, records) = format::valid_prefix(format, &bytes);
     recovered.segments += 1;
     recovered.records += records;
-    recovered.dropped_bytes += (bytes.len() - len) as u64;
+    let torn_end = bytes[len..]
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .map_or(len, |last| len + last + 1);
+    recovered.dropped_bytes += (torn_end - len) as u64;
     let job = SealJob {
         retired: std::time::Instant::now(),
         len_bytes: len as u64,
@@ -118,6 +124,8 @@ mod tests {
         let recovered = recover_all(&data).expect("recover");
         assert_eq!(recovered.segments, 2);
         assert_eq!(recovered.records, 2);
+        // The torn `{"n":`, not the preallocated zeros after it.
+        assert_eq!(recovered.dropped_bytes, 5);
         assert_eq!(
             std::fs::read(hour.join("a.ndjson")).expect("a"),
             b"{\"n\":1}\n{\"n\":2}\n"
