@@ -93,7 +93,19 @@ fn write_date_line_at(out: &mut Vec<u8>, unix_second: u64) {
 
 /// Whole seconds since the Unix epoch by the system clock; 0 for a clock
 /// set before 1970, which a response must not crash on.
+///
+/// Read from `CLOCK_REALTIME_COARSE` (the time of the last tick, a few
+/// milliseconds old, read without the clock source): a header of whole
+/// seconds needs no better, and this runs once per response.
 fn now_unix_second() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0 {
+        return u64::try_from(now.tv_sec).unwrap_or(0);
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_secs())
