@@ -88,7 +88,7 @@ fn write_reject_to(
     worker.stats.count_response(reject.status());
     let extra = ErrorExtra {
         retry_after_seconds: reject.retry_after_seconds(),
-        allow_post: reject == Reject::MethodNotAllowed,
+        allow: (reject == Reject::MethodNotAllowed).then_some("POST"),
         accept_encoding_identity: reject == Reject::UnsupportedContentEncoding,
         head_request,
     };
