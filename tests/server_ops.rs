@@ -296,6 +296,76 @@ fn admin_answers_only_get_and_head_routes_without_the_query_and_refuses_garbage(
     assert!(server.stop().success());
 }
 
+/// Regression (operator audit): a connection refused at a worker's cap got
+/// its 503 but wrote no `request-failed` line and was not counted in
+/// `sluice_events_total`, although every other 5xx is.
+#[test]
+fn a_connection_refused_at_the_cap_is_logged_and_counted_as_request_failed() {
+    let data = DataDir::new("conn-cap");
+    let _s = setup(&data, "acme");
+    let config = data.path.join("sluice.toml");
+    std::fs::write(&config, "connections_per_worker_max = 1\n").expect("write config");
+    let server = Server::start_with(&data, &["--config", config.to_str().expect("utf-8")], &[]);
+    let admin = admin_addr(&server);
+    // Two workers with room for one connection each: of three held
+    // connections, at least one lands on a worker that is full.
+    let mut held: Vec<_> = (0..3).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = 0;
+    for stream in &mut held {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        // A kept connection waits for a request: the read times out.
+        let Ok(response) = read_response(stream) else {
+            continue;
+        };
+        assert_eq!(response.status, 503);
+        assert_eq!(response.error_kind(), "too-many-connections");
+        assert!(is_closed(stream), "a refused connection is closed");
+        refused += 1;
+    }
+    assert!((1..=2).contains(&refused), "{refused} of 3 connections refused");
+    let failed_lines = || -> Vec<serde_json::Value> {
+        server
+            .logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|value| value["event"] == "request-failed")
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(5), || failed_lines().len() == refused));
+    for line in failed_lines() {
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["status"], 503);
+        assert_eq!(line["error"], "too-many-connections");
+        let id = line["request_id"].as_str().expect("a request_id");
+        let (worker, number) = id
+            .strip_prefix('w')
+            .and_then(|rest| rest.split_once('-'))
+            .unwrap_or_else(|| panic!("request_id {id:?} is w<worker>-<n>"));
+        assert!(
+            worker.parse::<u32>().is_ok() && number.parse::<u64>().is_ok(),
+            "{id:?}"
+        );
+    }
+    let (status, body) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    let refused = refused as f64;
+    assert_eq!(
+        sample(&body, "sluice_events_total", Some(("event", "request-failed"))),
+        refused
+    );
+    assert_eq!(
+        sample(&body, "sluice_responses_total", Some(("code", "503"))),
+        refused
+    );
+    drop(held);
+    assert!(server.stop().success());
+}
+
 #[test]
 fn sighup_reloads_a_good_file_and_keeps_the_old_config_on_a_bad_one() {
     let data = DataDir::new("sighup");
