@@ -5,7 +5,8 @@
 //! SPEC §7: a created id or token is printed alone on stdout, diagnostics go
 //! to stderr, `--json` list output is a JSON array, and every failure is one
 //! line `sluice: error: <reason>` with exit code 1 (2 for usage errors,
-//! which clap reports itself).
+//! which clap reports itself). `sluice doctor` keeps 1 for "the host needs
+//! changes" and exits 2 when it could not check the host at all.
 
 mod group;
 
@@ -36,6 +37,13 @@ pub const DATA_DIR_DEFAULT: &str = "./sluice-data";
 
 /// Exit code of an operational failure (clap uses 2 for usage errors).
 const EXIT_CODE_FAILURE: u8 = 1;
+
+/// Exit code of `sluice doctor` when it could not check the host (a
+/// configuration it cannot load, output it cannot write). Its 1 says the
+/// host needs changes (SPEC §7), so its own failures need another code, or
+/// a script would change a host because of a typo in a path. It is clap's
+/// usage error code: in both cases nothing was checked.
+const EXIT_CODE_DOCTOR_FAILED: u8 = 2;
 
 /// Separator between columns of human-readable tables.
 const COLUMN_GAP: &str = "  ";
@@ -76,7 +84,8 @@ enum Command {
     /// Add, list, show and delete streams.
     #[command(subcommand)]
     Stream(StreamCommand),
-    /// Check this host for what sluice needs; exit 1 if something should change.
+    /// Check this host for what sluice needs; exit 1 if something should
+    /// change, 2 if the check could not run.
     Doctor(ops::DoctorArgs),
     /// Print a tenant's Postman v2.1 collection (one request per stream).
     Postman(ops::PostmanArgs),
@@ -278,6 +287,7 @@ pub fn main() -> ExitCode {
         }
     };
     let data_dir = resolve_data_dir(cli.data_dir.clone(), std::env::var_os(DATA_DIR_ENV));
+    let doctor = matches!(cli.command, Command::Doctor(_));
     // Paths the appliance records (sample files, feed samples) and prints
     // must name the same file from any working directory.
     let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
@@ -302,8 +312,18 @@ pub fn main() -> ExitCode {
                 "sluice: error: {}",
                 one_line(&format!("{error:#}"))
             );
-            ExitCode::from(EXIT_CODE_FAILURE)
+            ExitCode::from(failure_exit_code(doctor, &error))
         }
+    }
+}
+
+/// The exit code of a command that failed with `error`: 1, except for a
+/// doctor that failed for any other reason than its verdict on the host.
+fn failure_exit_code(doctor: bool, error: &anyhow::Error) -> u8 {
+    if doctor && error.downcast_ref::<ops::HostNeedsChanges>().is_none() {
+        EXIT_CODE_DOCTOR_FAILED
+    } else {
+        EXIT_CODE_FAILURE
     }
 }
 
@@ -693,6 +713,32 @@ mod tests {
             "the query does not compile: no such function: f in SELECT f(record) AS x FROM raw at offset 9"
         );
         assert_eq!(one_line("plain"), "plain");
+    }
+
+    #[test]
+    fn doctor_exits_2_when_it_could_not_check_and_1_only_for_its_verdict() {
+        let dir = TempDir::new("doctor");
+        std::fs::create_dir_all(&dir.0).expect("mkdir");
+        let bad = dir.0.join("bad.toml");
+        std::fs::write(&bad, "workers = 0\n").expect("write");
+        let missing = dir.0.join("missing.toml");
+        for config in [&bad, &missing] {
+            let config = config.to_str().expect("utf-8 path");
+            let cli = Cli::try_parse_from(["sluice", "doctor", "--config", config]).expect("parses");
+            let error = run(cli.command, &dir.0, &mut Vec::new(), &mut Vec::new()).expect_err("no config");
+            assert_eq!(failure_exit_code(true, &error), 2, "{config}: {error:#}");
+        }
+        for (changes, reason) in [
+            (1, "the host needs 1 change (the line starting with change:)"),
+            (3, "the host needs 3 changes (the lines starting with change:)"),
+        ] {
+            let verdict = anyhow::Error::new(ops::HostNeedsChanges { changes });
+            assert_eq!(failure_exit_code(true, &verdict), 1);
+            assert_eq!(format!("{verdict:#}"), reason);
+        }
+        // Every other command keeps 1 for every failure.
+        let other = anyhow::anyhow!("unknown tenant \"x\"");
+        assert_eq!(failure_exit_code(false, &other), 1);
     }
 
     #[test]

@@ -81,14 +81,55 @@ fn doctor_judges_the_configured_workers() {
         )),
         "{lines:#?}"
     );
+}
 
+/// Regression: doctor exited 1 ("the host needs changes") also when it
+/// could not check at all, so a script could not tell a bad host from a
+/// bad invocation. Its own failures exit 2, with the usual one-line reason.
+#[test]
+fn doctor_exits_2_when_it_cannot_check() {
+    let data = DataDir::new("doctor-fails");
+    let config = data.path.join("sluice.toml");
     std::fs::write(&config, "workers = 0\n").expect("write config");
     let output = data.cli(&["doctor", "--config", config.to_str().expect("utf-8")]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
         "sluice: error: workers = 0: must be between 1 and 1024\n"
+    );
+
+    let missing = data.path.join("missing.toml");
+    let output = data.cli(&["doctor", "--config", missing.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        stderr.starts_with("sluice: error: ") && stderr.ends_with('\n') && stderr.lines().count() == 1,
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("missing.toml"),
+        "the reason names the file: {stderr:?}"
+    );
+
+    // Findings it cannot print are no verdict either.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("open /dev/full");
+    let output = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(&data.path)
+        .arg("doctor")
+        .stdout(full)
+        .output()
+        .expect("run doctor");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        stderr.starts_with("sluice: error: ") && stderr.lines().count() == 1,
+        "{stderr:?}"
     );
 }
 

@@ -33,19 +33,52 @@ fn admin_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
 }
 
 fn admin_request(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    let (status, _, body) = admin_raw(
+        addr,
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+    );
+    (status, body)
+}
+
+/// Sends raw bytes to the admin listener and reads until it closes:
+/// (status, header lines, body).
+fn admin_raw(addr: std::net::SocketAddr, raw: &[u8]) -> (u16, Vec<String>, String) {
     let mut stream = std::net::TcpStream::connect(addr).expect("connect admin");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    stream.write_all(raw).expect("write");
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let status = response[9..12].parse().expect("status");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    stream
+        .read_to_string(&mut response)
+        .expect("an answer, then the connection closed");
+    let status = response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {response:?}"));
+    let (head, body) = response.split_once("\r\n\r\n").expect("a complete head");
+    let headers = head.lines().skip(1).map(str::to_owned).collect();
+    (status, headers, body.to_owned())
+}
+
+/// The value of the first sample of `name` (with `label`, if given) in a
+/// Prometheus text body.
+fn sample(body: &str, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let lines = body.lines().map(|line| Ok(line.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .find(|sample| {
+            sample.metric == name && label.is_none_or(|(key, want)| sample.labels.get(key) == Some(want))
+        })
+        .map(|sample| match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => panic!("unexpected sample type for {name}"),
+        })
+        .unwrap_or_else(|| panic!("no sample {name} {label:?}"))
 }
 
 #[test]
@@ -176,6 +209,160 @@ fn metrics_count_what_was_sent_and_health_endpoints_answer() {
         56.0
     );
     assert_eq!(admin_get(admin, "/nowhere").0, 404);
+    assert!(server.stop().success());
+}
+
+/// Regression (operator audit): every method on an admin path answered
+/// 200 with the full body; a query string made `/metrics` a 404; a
+/// malformed request got no answer at all.
+#[test]
+fn admin_answers_only_get_and_head_routes_without_the_query_and_refuses_garbage() {
+    let data = DataDir::new("admin-methods");
+    let _s = setup(&data, "acme");
+    let server = Server::start(&data);
+    let admin = admin_addr(&server);
+    assert!(eventually(Duration::from_secs(5), || admin_get(admin, "/readyz")
+        .0
+        == 200));
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        for method in ["POST", "PUT", "DELETE", "OPTIONS", "get"] {
+            let raw = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+            let (status, headers, body) = admin_raw(admin, raw.as_bytes());
+            assert_eq!(status, 405, "{method} {path}");
+            assert!(
+                headers.iter().any(|line| line == "Allow: GET, HEAD"),
+                "{method} {path}: {headers:?}"
+            );
+            let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+            assert_eq!(body["status"], 405);
+            assert_eq!(body["error"], "method-not-allowed");
+            assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        }
+        // HEAD: the status and fields of a GET, the length it would send,
+        // and no content.
+        let (status, headers, body) = admin_raw(
+            admin,
+            format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
+        assert_eq!((status, body.as_str()), (200, ""), "HEAD {path}");
+        let length = headers
+            .iter()
+            .find_map(|line| line.strip_prefix("Content-Length: "))
+            .expect("Content-Length");
+        assert_ne!(length, "0", "HEAD {path}");
+    }
+    // A Prometheus scrape config's `params:` add a query string.
+    let (status, body) = admin_get(admin, "/metrics?module=sluice&x=1");
+    assert_eq!(status, 200);
+    assert!(sample(&body, "sluice_records_total", None) >= 0.0);
+    assert_eq!(admin_get(admin, "/healthz?probe=lb"), (200, "alive\n".to_owned()));
+    assert_eq!(admin_get(admin, "/readyz?"), (200, "ready\n".to_owned()));
+    assert_eq!(admin_get(admin, "/nowhere?/metrics").0, 404);
+    // A malformed request is answered, then the connection closed
+    // (`admin_raw` reads to end of file).
+    for (raw, status, kind) in [
+        (b"GARBAGE\r\n\r\n".as_slice(), 400, "malformed-request-line"),
+        (
+            b"GET /metrics HTTP/9.9\r\n\r\n".as_slice(),
+            400,
+            "unsupported-http-version",
+        ),
+        (
+            b"GET /metrics HTTP/1.1\r\nNo Colon\r\n\r\n".as_slice(),
+            400,
+            "malformed-header",
+        ),
+    ] {
+        let (got, headers, body) = admin_raw(admin, raw);
+        let shown = String::from_utf8_lossy(raw);
+        assert_eq!(got, status, "{shown:?}");
+        assert!(
+            headers.iter().any(|line| line == "Connection: close"),
+            "{headers:?}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+        assert_eq!(body["status"], status);
+        assert_eq!(body["error"], kind, "{shown:?}");
+    }
+    let oversized = format!("GET /metrics HTTP/1.1\r\nX: {}", "a".repeat(16 * 1024));
+    let (status, _, body) = admin_raw(admin, oversized.as_bytes());
+    assert_eq!(status, 431, "{body}");
+    // A body the listener never reads does not cost the client its answer.
+    let mut post = b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 32768\r\n\r\n".to_vec();
+    post.resize(post.len() + 32 * 1024, b'x');
+    assert_eq!(admin_raw(admin, &post).0, 405);
+    // The listener still serves after all that.
+    assert_eq!(admin_get(admin, "/healthz").0, 200);
+    assert!(server.stop().success());
+}
+
+/// Regression (operator audit): a connection refused at a worker's cap got
+/// its 503 but wrote no `request-failed` line and was not counted in
+/// `sluice_events_total`, although every other 5xx is.
+#[test]
+fn a_connection_refused_at_the_cap_is_logged_and_counted_as_request_failed() {
+    let data = DataDir::new("conn-cap");
+    let _s = setup(&data, "acme");
+    let config = data.path.join("sluice.toml");
+    std::fs::write(&config, "connections_per_worker_max = 1\n").expect("write config");
+    let server = Server::start_with(&data, &["--config", config.to_str().expect("utf-8")], &[]);
+    let admin = admin_addr(&server);
+    // Two workers with room for one connection each: of three held
+    // connections, at least one lands on a worker that is full.
+    let mut held: Vec<_> = (0..3).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut refused = 0;
+    for stream in &mut held {
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .expect("timeout");
+        // A kept connection waits for a request: the read times out.
+        let Ok(response) = read_response(stream) else {
+            continue;
+        };
+        assert_eq!(response.status, 503);
+        assert_eq!(response.error_kind(), "too-many-connections");
+        assert!(is_closed(stream), "a refused connection is closed");
+        refused += 1;
+    }
+    assert!((1..=2).contains(&refused), "{refused} of 3 connections refused");
+    let failed_lines = || -> Vec<serde_json::Value> {
+        server
+            .logs
+            .lock()
+            .expect("logs")
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|value| value["event"] == "request-failed")
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(5), || failed_lines().len() == refused));
+    for line in failed_lines() {
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["status"], 503);
+        assert_eq!(line["error"], "too-many-connections");
+        let id = line["request_id"].as_str().expect("a request_id");
+        let (worker, number) = id
+            .strip_prefix('w')
+            .and_then(|rest| rest.split_once('-'))
+            .unwrap_or_else(|| panic!("request_id {id:?} is w<worker>-<n>"));
+        assert!(
+            worker.parse::<u32>().is_ok() && number.parse::<u64>().is_ok(),
+            "{id:?}"
+        );
+    }
+    let (status, body) = admin_get(admin, "/metrics");
+    assert_eq!(status, 200);
+    let refused = refused as f64;
+    assert_eq!(
+        sample(&body, "sluice_events_total", Some(("event", "request-failed"))),
+        refused
+    );
+    assert_eq!(
+        sample(&body, "sluice_responses_total", Some(("code", "503"))),
+        refused
+    );
+    drop(held);
     assert!(server.stop().success());
 }
 

@@ -5,12 +5,16 @@
 //! and [`crate::postman`]. It promises the CLI contract of SPEC §7: the
 //! findings or the collection on stdout; when the doctor found something to
 //! change, one `sluice: error:` line on stderr (printed by the caller) and
-//! exit code 1.
+//! exit code 1, said by returning [`HostNeedsChanges`]. Any other error of
+//! the doctor (a configuration it cannot load, findings it cannot print)
+//! means it judged nothing; the caller exits 2 for those, so a script can
+//! tell "change the host" from "the check did not run".
 
+use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use clap::Args;
 
 use crate::config::{Config, ServeFlags};
@@ -36,7 +40,27 @@ pub(super) struct PostmanArgs {
     host: String,
 }
 
-/// Checks the host; an error (exit 1) when any finding asks for a change.
+/// The doctor's verdict that the host needs changes: the one error of
+/// `sluice doctor` that is about the host rather than the doctor.
+#[derive(Debug)]
+pub(super) struct HostNeedsChanges {
+    /// How many findings said `change:`; at least one.
+    pub(super) changes: usize,
+}
+
+impl fmt::Display for HostNeedsChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.changes {
+            1 => write!(f, "the host needs 1 change (the line starting with change:)"),
+            n => write!(f, "the host needs {n} changes (the lines starting with change:)"),
+        }
+    }
+}
+
+impl std::error::Error for HostNeedsChanges {}
+
+/// Checks the host: [`HostNeedsChanges`] when any finding asks for a
+/// change, another error when the check could not be made or printed.
 pub(super) fn run_doctor(args: DoctorArgs, data_dir: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let flags = ServeFlags {
         config: args.config,
@@ -47,8 +71,7 @@ pub(super) fn run_doctor(args: DoctorArgs, data_dir: &Path, out: &mut dyn Write)
     out.flush()?;
     match changes {
         0 => Ok(()),
-        1 => bail!("the host needs 1 change (the line starting with change:)"),
-        n => bail!("the host needs {n} changes (the lines starting with change:)"),
+        changes => Err(HostNeedsChanges { changes }.into()),
     }
 }
 

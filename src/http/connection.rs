@@ -6,7 +6,9 @@
 //! requests are answered in order, and their answers written in one go when
 //! the loop would otherwise wait for input. A malformed request is answered
 //! once and the connection closed; nothing here is shared with another
-//! connection, so a bad client affects only itself.
+//! connection, so a bad client affects only itself. Every 5xx written here,
+//! the 503 of a connection refused at the worker's cap included, is logged
+//! as a `request-failed` event with a request id.
 //!
 //! Reads are never cancelled while a connection is kept: a cancelled
 //! io_uring read can lose bytes that had already arrived. Deadlines that
@@ -29,7 +31,7 @@ use super::request::{self, BodyFraming, Expect, HeadStatus};
 use super::response::{self, ErrorExtra};
 use crate::convert::json::PADDING;
 use crate::ingest::{Admitted, Reject, Worker};
-use crate::ring::Ticket;
+use crate::ring::{StreamLog, Ticket};
 
 /// How many bytes a read asks for at least. Bodies larger than this are
 /// read straight into their place in the input buffer.
@@ -65,9 +67,12 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>, state: Rc<ConnectionSt
 }
 
 /// Answers one client that arrived while the worker is at its connection
-/// cap, then closes.
+/// cap, then closes. The 503 is logged like every other 5xx: a worker at
+/// its cap is a capacity problem the operator must hear of, not only the
+/// client.
 pub async fn refuse(mut stream: TcpStream, worker: Rc<Worker>) {
     let mut output = Vec::with_capacity(256);
+    log_failure(&worker, None, Reject::TooManyConnections);
     write_reject(&worker, &mut output, Reject::TooManyConnections, false);
     let _ = stream.write_all(output).await;
 }
@@ -88,7 +93,7 @@ fn write_reject_to(
     worker.stats.count_response(reject.status());
     let extra = ErrorExtra {
         retry_after_seconds: reject.retry_after_seconds(),
-        allow_post: reject == Reject::MethodNotAllowed,
+        allow: (reject == Reject::MethodNotAllowed).then_some("POST"),
         accept_encoding_identity: reject == Reject::UnsupportedContentEncoding,
         head_request,
     };
@@ -104,13 +109,13 @@ fn write_reject_to(
 
 /// Logs a request the appliance could not serve, with a request id
 /// (worker and sequence number) that the 5xx line and the client's retry
-/// can be matched by. No header value is logged: tokens never reach logs.
-fn log_failure(worker: &Worker, admitted: &Admitted, reject: Reject) {
+/// can be matched by; `log` is the stream it was for, `None` when that is
+/// not known (a connection refused before its request was read). No header
+/// value is logged: tokens never reach logs. The event's own rate limit
+/// keeps a flood of failures from flooding the journal.
+fn log_failure(worker: &Worker, log: Option<&StreamLog>, reject: Reject) {
     let request_id = format!("w{}-{}", worker.index, worker.next_request_number());
-    let (tenant, stream) = admitted
-        .log
-        .as_ref()
-        .map_or(("", ""), |log| (log.tenant.as_str(), log.stream_id.as_str()));
+    let (tenant, stream) = log.map_or(("", ""), |log| (log.tenant.as_str(), log.stream_id.as_str()));
     crate::telemetry::REQUEST_FAILED.emit(&[
         ("request_id", request_id.as_str().into()),
         ("tenant", tenant.into()),
@@ -353,7 +358,7 @@ impl Connection {
             }
             Err(reject) => {
                 if reject.status() >= 500 {
-                    log_failure(worker, admitted, reject);
+                    log_failure(worker, admitted.log.as_deref(), reject);
                 }
                 let keep_alive = keep_alive && !reject.closes_connection();
                 write_reject(worker, &mut self.output, reject, keep_alive);

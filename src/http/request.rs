@@ -557,8 +557,9 @@ fn check_line_endings(head: &[u8]) -> Result<(), HeadError> {
 /// Turns an httparse error into the most precise [`HeadError`]: a bad line
 /// ending or folded line explains many of httparse's errors, so it is looked
 /// for first (except behind too many fields, which no line ending explains).
-/// This runs only on the error path.
-fn classify_parse_error(buf: &[u8], error: httparse::Error) -> HeadError {
+/// This runs only on the error path. The admin listener uses it too, so a
+/// malformed admin request is refused in the same words as an ingest one.
+pub fn classify_parse_error(buf: &[u8], error: httparse::Error) -> HeadError {
     let kind = match error {
         httparse::Error::TooManyHeaders => return HeadError::TooManyHeaders,
         httparse::Error::Version => HeadError::UnsupportedVersion,

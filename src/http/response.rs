@@ -21,7 +21,8 @@
 //! - Every error body is `{"status":N,"error":"kind","message":"…"}`, valid
 //!   JSON whatever the strings hold (SPEC §1).
 //! - A 401 carries `WWW-Authenticate: Bearer` (RFC 9110 §11.6.1 requires the
-//!   challenge), a 405 can carry `Allow: POST`, a 429 or 503 `Retry-After`,
+//!   challenge), a 405 can carry `Allow` (`POST` on the ingest side, `GET,
+//!   HEAD` on the admin listener), a 429 or 503 `Retry-After`,
 //!   and a 415 for a content coding `Accept-Encoding: identity` (RFC 9110
 //!   §15.5.16 and §12.5.3: it tells the client which coding to send).
 
@@ -49,8 +50,9 @@ const U64_DIGITS_MAX: usize = 20;
 pub struct ErrorExtra {
     /// Sent as `Retry-After` (seconds), for 429 and 503 (SPEC §1).
     pub retry_after_seconds: Option<u32>,
-    /// Sends `Allow: POST`, which a 405 must carry (RFC 9110 §15.5.6).
-    pub allow_post: bool,
+    /// Sent as `Allow`: the methods the target supports, which a 405 must
+    /// carry (RFC 9110 §15.5.6).
+    pub allow: Option<&'static str>,
     /// Sends `Accept-Encoding: identity`: the one content coding accepted,
     /// for a 415 that refuses another (RFC 9110 §15.5.16).
     pub accept_encoding_identity: bool,
@@ -129,8 +131,10 @@ pub fn write_error(
     if status == 401 {
         out.extend_from_slice(b"WWW-Authenticate: Bearer\r\n");
     }
-    if extra.allow_post {
-        out.extend_from_slice(b"Allow: POST\r\n");
+    if let Some(methods) = extra.allow {
+        out.extend_from_slice(b"Allow: ");
+        out.extend_from_slice(methods.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if extra.accept_encoding_identity {
         out.extend_from_slice(b"Accept-Encoding: identity\r\n");
@@ -339,12 +343,25 @@ mod tests {
                 "Use POST.",
                 true,
                 ErrorExtra {
-                    allow_post: true,
+                    allow: Some("POST"),
                     ..none
                 },
                 "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 65\r\n\
                  Allow: POST\r\nConnection: keep-alive\r\n\r\n\
                  {\"status\":405,\"error\":\"method-not-allowed\",\"message\":\"Use POST.\"}",
+            ),
+            (
+                405,
+                "method-not-allowed",
+                "Use GET.",
+                false,
+                ErrorExtra {
+                    allow: Some("GET, HEAD"),
+                    ..none
+                },
+                "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: 64\r\n\
+                 Allow: GET, HEAD\r\nConnection: close\r\n\r\n\
+                 {\"status\":405,\"error\":\"method-not-allowed\",\"message\":\"Use GET.\"}",
             ),
             (
                 503,
@@ -375,7 +392,7 @@ mod tests {
                 "Use POST.",
                 true,
                 ErrorExtra {
-                    allow_post: true,
+                    allow: Some("POST"),
                     head_request: true,
                     ..none
                 },
