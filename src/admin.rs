@@ -61,11 +61,6 @@ pub enum Phase {
     Draining = 2,
 }
 
-/// Status codes counted per worker; anything else is counted as `other`.
-pub const COUNTED_STATUSES: [u16; 15] = [
-    202, 400, 401, 404, 405, 413, 414, 415, 417, 429, 431, 500, 503, 504, 100,
-];
-
 /// Upper bounds (seconds) of the 202 latency histogram's buckets.
 pub const LATENCY_BUCKETS_SECONDS: [f64; 12] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,

@@ -249,8 +249,6 @@ impl From<FormatArg> for PayloadFormat {
     }
 }
 
-/// Parses the process's arguments, runs the command, maps the outcome to an
-/// exit code.
 /// A clap usage error on one line: its first paragraph (the reason, with
 /// any indented lines of it such as the missing arguments), without the
 /// usage and tips that follow, and a pointer to `--help`.
@@ -270,6 +268,8 @@ fn usage_error_line(error: &clap::Error) -> String {
     format!("{reason} (see --help)")
 }
 
+/// Parses the process's arguments, runs the command, maps the outcome to an
+/// exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -344,8 +344,6 @@ fn resolve_data_dir(flag: Option<PathBuf>, env: Option<OsString>) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DATA_DIR_DEFAULT))
 }
 
-/// Runs one command. `out` gets only what SPEC §7 says a command prints;
-/// `diagnostics` gets confirmations meant for a human.
 fn serve_flags(args: ServeArgs) -> ServeFlags {
     ServeFlags {
         config: args.config,
@@ -355,6 +353,8 @@ fn serve_flags(args: ServeArgs) -> ServeFlags {
     }
 }
 
+/// Runs one command. `out` gets only what SPEC §7 says a command prints;
+/// `diagnostics` gets confirmations meant for a human.
 fn run(
     command: Command,
     data_dir: &Path,
