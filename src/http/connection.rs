@@ -69,12 +69,55 @@ pub async fn serve(stream: TcpStream, worker: Rc<Worker>, state: Rc<ConnectionSt
 /// Answers one client that arrived while the worker is at its connection
 /// cap, then closes. The 503 is logged like every other 5xx: a worker at
 /// its cap is a capacity problem the operator must hear of, not only the
-/// client.
+/// client. It then lingers briefly (its request may be on the way, and
+/// closing on it would reset the connection and lose the answer); briefly,
+/// because a flood of refused connections must not hold descriptors long.
 pub async fn refuse(mut stream: TcpStream, worker: Rc<Worker>) {
     let mut output = Vec::with_capacity(256);
     log_failure(&worker, None, Reject::TooManyConnections);
     write_reject(&worker, &mut output, Reject::TooManyConnections, false);
-    let _ = stream.write_all(output).await;
+    let (result, mut output) = stream.write_all(output).await;
+    if result.is_ok() {
+        output.clear();
+        linger(&mut stream, output, REFUSED_LINGER_MAX, REFUSED_LINGER_BYTES_MAX).await;
+    }
+}
+
+/// How long a connection refused at the cap lingers (see [`refuse`]).
+const REFUSED_LINGER_MAX: Duration = Duration::from_millis(100);
+
+/// How many bytes a connection refused at the cap reads and drops at most.
+const REFUSED_LINGER_BYTES_MAX: usize = 64 << 10;
+
+/// The lingering close of RFC 9112 §9.6, after a connection's last answer
+/// has been written: shuts the write side (the client gets the answer,
+/// then end of file) and reads and drops what the client still sends,
+/// until it closes, `max` passes or `bytes_max` bytes were dropped. Closing
+/// on unread bytes instead would make the kernel reset the connection, and
+/// a reset can reach the client before it has read the answer.
+async fn linger(stream: &mut TcpStream, mut buffer: Vec<u8>, max: Duration, bytes_max: usize) {
+    // SAFETY: plain system call on a socket the caller owns.
+    unsafe { libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR) };
+    if buffer.capacity() < READ_BYTES_MIN {
+        buffer.reserve(READ_BYTES_MIN);
+    }
+    let deadline = Instant::now() + max;
+    let mut dropped = 0;
+    while dropped < bytes_max {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        buffer.clear();
+        let capacity = buffer.capacity();
+        match monoio::time::timeout(left, stream.read(buffer.slice_mut(0..capacity))).await {
+            Ok((Ok(read), slice)) if read > 0 => {
+                dropped += read;
+                buffer = slice.into_inner();
+            }
+            _ => break,
+        }
+    }
 }
 
 fn write_reject(worker: &Worker, output: &mut Vec<u8>, reject: Reject, keep_alive: bool) {
@@ -193,21 +236,8 @@ impl Connection {
             return Ok(());
         }
         self.flush().await?;
-        // SAFETY: plain system call on the socket this connection owns.
-        unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
-        let deadline = Instant::now() + LINGER_MAX;
-        let mut dropped = 0;
-        while dropped < LINGER_BYTES_MAX {
-            self.input.clear();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self.read_more(left).await {
-                Ok(Read::Bytes) => dropped += self.input.len(),
-                _ => break,
-            }
-        }
+        let buffer = std::mem::take(&mut self.input);
+        linger(&mut self.stream, buffer, LINGER_MAX, LINGER_BYTES_MAX).await;
         Ok(())
     }
 
