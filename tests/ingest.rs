@@ -452,6 +452,28 @@ fn every_token_rejection_is_401() {
 }
 
 #[test]
+fn appliances_importing_one_secret_file_accept_each_others_tokens() {
+    // SPEC §2: a key imported from the same file on several appliances
+    // behind one load balancer makes them accept the same tokens.
+    let (a, b) = (DataDir::new("lb-a"), DataDir::new("lb-b"));
+    let a_setup = setup(&a, "acme");
+    let b_setup = setup(&b, "acme");
+    assert_eq!(a_setup.key, b_setup.key, "the same key id on both");
+    // B has its own stream; A's token (signed and named by A) works there.
+    let server = Server::start(&b);
+    let r = server.send(&post(
+        &b_setup.json_stream,
+        "acme",
+        &a_setup.token,
+        "application/json",
+        b"{\"from\":\"a\"}",
+    ));
+    assert_eq!(r.status, 202);
+    assert!(server.stop().success());
+    assert_eq!(b.sealed_lines(), ["{\"from\":\"a\"}"]);
+}
+
+#[test]
 fn tenants_are_isolated() {
     let data = DataDir::new("isolation");
     let a = setup(&data, "acme");

@@ -66,6 +66,33 @@ pub fn new_key_id(random: &dyn SecureRandom) -> Result<String, RandomError> {
     new_id(random, KEY_ID_PREFIX, KEY_ID_ALPHABET, KEY_ID_RANDOM_CHARS)
 }
 
+/// The id of a key imported from a secret file: `ak-` and 16 lowercase
+/// letters or digits taken from HMAC-SHA256(secret, label ‖ tenant). Every
+/// appliance that imports the same file for the same tenant gives the key
+/// the same id, so the `kid` of a token one of them signs names a key on
+/// all of them (SPEC §2: "several appliances behind one load balancer
+/// accept the same tokens"). The id reveals nothing of the secret.
+pub fn imported_key_id(secret: &[u8], tenant: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
+    let mut context = ring::hmac::Context::with_key(&key);
+    context.update(IMPORTED_KEY_ID_LABEL);
+    context.update(tenant.as_bytes());
+    let tag = context.sign();
+    let mut id = String::with_capacity(KEY_ID_PREFIX.len() + KEY_ID_RANDOM_CHARS);
+    id.push_str(KEY_ID_PREFIX);
+    // 32 bytes of tag for 16 characters: each character from two bytes, so
+    // the alphabet's 36 letters come out nearly uniform.
+    for pair in tag.as_ref().chunks_exact(2).take(KEY_ID_RANDOM_CHARS) {
+        let value = usize::from(u16::from_be_bytes([pair[0], pair[1]]));
+        id.push(char::from(KEY_ID_ALPHABET[value % KEY_ID_ALPHABET.len()]));
+    }
+    id
+}
+
+/// What [`imported_key_id`] signs besides the tenant; changing it changes
+/// every imported key's id.
+const IMPORTED_KEY_ID_LABEL: &[u8] = b"sluice imported api key id v1\0";
+
 /// Returns a fresh stream id: `is-` and 8 random ASCII letters.
 pub fn new_stream_id(random: &dyn SecureRandom) -> Result<String, RandomError> {
     new_id(

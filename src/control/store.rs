@@ -145,6 +145,12 @@ pub enum StoreError {
         what: &'static str,
         problem: TextProblem,
     },
+    /// The secret was imported into this tenant before (its key id, derived
+    /// from it, is taken).
+    SecretAlreadyImported {
+        tenant: String,
+        id: String,
+    },
     /// A secret handed to [`Store::key_add`] is shorter than SPEC §2 allows.
     SecretTooShort {
         bytes: usize,
@@ -183,6 +189,7 @@ impl StoreError {
             StoreError::UnknownKey { .. } => "unknown-key",
             StoreError::UnknownStream { .. } => "unknown-stream",
             StoreError::InvalidText { .. } => "invalid-text",
+            StoreError::SecretAlreadyImported { .. } => "secret-already-imported",
             StoreError::SecretTooShort { .. } => "secret-too-short",
             StoreError::SecretFileTooShort { .. } => "secret-too-short",
             StoreError::SecretFileTooLarge { .. } => "secret-file-too-large",
@@ -223,6 +230,11 @@ impl fmt::Display for StoreError {
                 }
                 TextProblem::ControlCharacter => write!(f, "{what} contains a control character"),
             },
+            StoreError::SecretAlreadyImported { tenant, id } => write!(
+                f,
+                "this secret is already imported in tenant {tenant} as key {id} (or was, and that key's \
+                 secret was rotated since; delete it to import the file again)"
+            ),
             StoreError::SecretTooShort { bytes } => write!(
                 f,
                 "secret is {bytes} bytes; at least {KEY_SECRET_BYTES_MIN} are required"
@@ -404,8 +416,11 @@ impl Store {
     }
 
     /// Adds a `stream-write` key to `tenant` and returns its id. With no
-    /// `secret`, 32 random bytes are drawn; an imported secret must be at
-    /// least [`KEY_SECRET_BYTES_MIN`] bytes.
+    /// `secret`, 32 random bytes are drawn and the id is random; an
+    /// imported secret must be at least [`KEY_SECRET_BYTES_MIN`] bytes and
+    /// gives the key the id [`ids::imported_key_id`] derives from it, the
+    /// same on every appliance that imports it (importing it twice into one
+    /// tenant is refused).
     pub fn key_add(
         &mut self,
         tenant: &str,
@@ -413,16 +428,34 @@ impl Store {
         secret: Option<Vec<u8>>,
     ) -> Result<String, StoreError> {
         check_text("key name", name, NAME_CHARS_MAX, false)?;
-        let secret = match secret {
+        let (secret, imported_id) = match secret {
             Some(secret) if secret.len() < KEY_SECRET_BYTES_MIN => {
                 return Err(StoreError::SecretTooShort { bytes: secret.len() });
             }
-            Some(secret) => secret,
-            None => new_secret(&self.random)?,
+            Some(secret) => {
+                let id = ids::imported_key_id(&secret, tenant);
+                (secret, Some(id))
+            }
+            None => (new_secret(&self.random)?, None),
         };
         self.mutate(|tx, random| {
             require_tenant(tx, tenant)?;
-            let id = unused_id(tx, random, ids::new_key_id, "api_keys")?;
+            let id = match &imported_id {
+                Some(id) => {
+                    let taken = tx
+                        .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
+                        .optional()?
+                        .is_some();
+                    if taken {
+                        return Err(StoreError::SecretAlreadyImported {
+                            tenant: tenant.to_owned(),
+                            id: id.clone(),
+                        });
+                    }
+                    id.clone()
+                }
+                None => unused_id(tx, random, ids::new_key_id, "api_keys")?,
+            };
             tx.execute(
                 "INSERT INTO api_keys (id, tenant, name, permission, secret, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -977,6 +1010,30 @@ mod tests {
         assert_eq!(error.to_string(), "secret is 31 bytes; at least 32 are required");
         let id = store.key_add("acme", "k", Some(vec![7; 32])).expect("accepted");
         assert_eq!(store.key_secret("acme", &id).expect("secret"), vec![7; 32]);
+    }
+
+    #[test]
+    fn an_imported_secret_gets_the_same_key_id_on_every_appliance() {
+        let secret = b"0123456789abcdef0123456789abcdef-shared".to_vec();
+        let (_a_dir, mut a) = store_with_tenants("import-a", &["acme", "beta"]);
+        let (_b_dir, mut b) = store_with_tenants("import-b", &["acme"]);
+        let on_a = a.key_add("acme", "k", Some(secret.clone())).expect("a");
+        let on_b = b.key_add("acme", "other name", Some(secret.clone())).expect("b");
+        assert_eq!(on_a, on_b, "one file, one id on both appliances");
+        assert!(ids::is_key_id(&on_a), "{on_a}");
+        // Another tenant importing the same file gets its own key.
+        let beta = a.key_add("beta", "k", Some(secret.clone())).expect("beta");
+        assert_ne!(beta, on_a);
+        // The same file twice into one tenant is refused, saying which key.
+        let again = a.key_add("acme", "k2", Some(secret.clone())).expect_err("twice");
+        assert_eq!(again.kind(), "secret-already-imported");
+        assert!(again.to_string().contains(&on_a), "{again}");
+        // Another secret, another id; generated keys stay random.
+        let other = a.key_add("acme", "k3", Some(vec![9; 32])).expect("other");
+        assert_ne!(other, on_a);
+        let random = a.key_add("acme", "k4", None).expect("random");
+        let random2 = b.key_add("acme", "k4", None).expect("random");
+        assert_ne!(random, random2);
     }
 
     #[test]
