@@ -6,9 +6,11 @@
 //! way `cbor2.dumps` encodes it: definite lengths, shortest heads, text
 //! strings, `null` for empty elements, map keys in document order. It refuses
 //! what expat refuses, and on top of that any DOCTYPE and nesting deeper
-//! than [`XML_DEPTH_MAX`]. Bodies are UTF-8 unless their XML declaration
-//! names ISO-8859-1 or windows-1252 (decoded as expat decodes them) or
-//! another ASCII-based encoding on a plain-ASCII body (see [`Encoding`]).
+//! than [`XML_DEPTH_MAX`]. Bodies are UTF-8 unless they are UTF-16 (a
+//! byte-order mark, or a first `<` of two bytes, as expat detects it) or
+//! their XML declaration names ISO-8859-1 or windows-1252 (decoded as expat
+//! decodes them) or another ASCII-based encoding on a plain-ASCII body (see
+//! [`Encoding`]).
 //!
 //! The document is read with quick-xml's streaming reader. Each element's
 //! value is encoded to CBOR the moment its end tag is seen, into a scratch
@@ -139,6 +141,14 @@ impl XmlConverter {
 
     fn convert_into(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
         let mut decoded = std::mem::take(&mut self.decoded);
+        if let Some(big_endian) = utf16_byte_order(body) {
+            decoded.clear();
+            let result = decode_utf16(body, big_endian, &mut decoded)
+                .and_then(|()| check_utf16_declaration(&decoded))
+                .and_then(|()| self.convert_utf8(&decoded, &decoded, out));
+            self.decoded = decoded;
+            return result;
+        }
         let result = match Encoding::declared(body)? {
             Encoding::Utf8 => self.convert_utf8(body, body, out),
             single_byte => {
@@ -512,7 +522,9 @@ fn resolve_reference(name: &str) -> Result<char, ConvertError> {
 /// the other ASCII-based encodings listed in [`ASCII_ONLY_ENCODINGS`] are
 /// accepted for bodies that are plain ASCII (where they all read the same
 /// characters). Any other name (`bogus`), and UTF-16 or UTF-32 declared on a
-/// body of single bytes, is refused as expat refuses it.
+/// body of single bytes, is refused as expat refuses it. A body in UTF-16
+/// itself (byte-order mark, or a first `<` of two bytes) is decoded before
+/// all this (see [`utf16_byte_order`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Encoding {
     Utf8,
@@ -643,6 +655,63 @@ impl Encoding {
 
 /// The UTF-8 byte-order mark.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Whether `body` is UTF-16, as expat detects it (XML 1.0 appendix F): a
+/// byte-order mark (`FF FE` little-endian, `FE FF` big-endian), or without
+/// one a first `<` as two bytes (`3C 00`, `00 3C`), which no UTF-8 document
+/// can start with (NUL is not an XML character). `Some(true)` for
+/// big-endian.
+fn utf16_byte_order(body: &[u8]) -> Option<bool> {
+    match body {
+        [0xFF, 0xFE, ..] | [0x3C, 0x00, ..] => Some(false),
+        [0xFE, 0xFF, ..] | [0x00, 0x3C, ..] => Some(true),
+        _ => None,
+    }
+}
+
+/// Appends a UTF-16 `body` (its byte-order mark, if any, dropped) to `out`
+/// as UTF-8. An odd length or an unpaired surrogate is not a document.
+fn decode_utf16(body: &[u8], big_endian: bool, out: &mut Vec<u8>) -> Result<(), ConvertError> {
+    let body = match body {
+        [0xFF, 0xFE, rest @ ..] | [0xFE, 0xFF, rest @ ..] => rest,
+        _ => body,
+    };
+    if body.len() % 2 != 0 {
+        return Err(ConvertError::InvalidXml);
+    }
+    let units = body.chunks_exact(2).map(|pair| {
+        let pair = [pair[0], pair[1]];
+        if big_endian {
+            u16::from_be_bytes(pair)
+        } else {
+            u16::from_le_bytes(pair)
+        }
+    });
+    out.reserve(body.len() + body.len() / 2);
+    let mut utf8 = [0u8; 4];
+    for c in char::decode_utf16(units) {
+        let c = c.map_err(|_| ConvertError::InvalidXml)?;
+        out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+    }
+    Ok(())
+}
+
+/// A UTF-16 document may declare no encoding or a UTF-16 one; naming
+/// another is refused, as expat refuses it ("encoding specified in XML
+/// declaration is incorrect").
+fn check_utf16_declaration(decoded: &[u8]) -> Result<(), ConvertError> {
+    match declared_encoding_name(decoded) {
+        None => Ok(()),
+        Some(name)
+            if ["utf-16", "utf-16le", "utf-16be", "utf16"]
+                .iter()
+                .any(|utf16| name.eq_ignore_ascii_case(utf16.as_bytes())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ConvertError::InvalidXml),
+    }
+}
 
 /// The raw `encoding` value of the XML declaration that opens `body`, if
 /// there is one: `<?xml`, then within that declaration `encoding`, optional
@@ -1093,6 +1162,68 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(xml)
             );
+        }
+    }
+
+    /// UTF-16 bodies, each case checked against `xmltodict.parse` 1.0.4
+    /// (expat): with a byte-order mark of either order or without one,
+    /// declaring UTF-16 (or UTF-16LE) or nothing: `{"a": "é"}`; declaring
+    /// another encoding, an odd length or an unpaired surrogate: refused.
+    #[test]
+    fn utf16_documents_are_read_as_expat_reads_them() {
+        fn utf16(text: &str, big_endian: bool, bom: bool) -> Vec<u8> {
+            let mut bytes = Vec::new();
+            if bom {
+                bytes.extend_from_slice(if big_endian { &[0xFE, 0xFF] } else { &[0xFF, 0xFE] });
+            }
+            for unit in text.encode_utf16() {
+                bytes.extend_from_slice(&if big_endian {
+                    unit.to_be_bytes()
+                } else {
+                    unit.to_le_bytes()
+                });
+            }
+            bytes
+        }
+        let declared = |name: &str| format!("<?xml version=\"1.0\" encoding=\"{name}\"?><a>é</a>");
+        let good = [
+            utf16("<a>é</a>", false, true),
+            utf16("<a>é</a>", true, true),
+            utf16(&declared("UTF-16"), false, true),
+            utf16(&declared("UTF-16LE"), false, true),
+            utf16(&declared("UTF-16"), false, false),
+            utf16(&declared("UTF-16"), true, false),
+            utf16("<a>é</a>", false, false),
+        ];
+        let mut converter = XmlConverter::new();
+        for body in &good {
+            let mut out = Vec::new();
+            assert_eq!(converter.convert(body, &mut out), Ok(()), "{body:?}");
+            assert_eq!(cbor_as_json(&out), r#"{"a":"é"}"#, "{body:?}");
+        }
+        let mut astral = Vec::new();
+        converter
+            .convert(&utf16("<a>😀</a>", false, true), &mut astral)
+            .expect("a surrogate pair");
+        assert_eq!(cbor_as_json(&astral), r#"{"a":"😀"}"#);
+        let mut odd = utf16("<a>é</a>", false, true);
+        odd.push(0);
+        let mut unpaired = utf16("<a>", false, true);
+        unpaired.extend_from_slice(&[0x00, 0xD8]);
+        unpaired.extend_from_slice(&utf16("</a>", false, false));
+        for body in [
+            utf16(&declared("UTF-8"), false, true),
+            utf16(&declared("ISO-8859-1"), false, true),
+            odd,
+            unpaired,
+        ] {
+            let mut out = Vec::new();
+            assert_eq!(
+                converter.convert(&body, &mut out),
+                Err(ConvertError::InvalidXml),
+                "{body:?}"
+            );
+            assert!(out.is_empty());
         }
     }
 
