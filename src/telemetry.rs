@@ -44,6 +44,13 @@ pub fn set_level(level: Level) {
     MIN_LEVEL.store(level as u8, Ordering::Relaxed);
 }
 
+/// Logs nothing more (events are still counted): for CLI commands that
+/// share code with the server but answer on their own (`group run`, whose
+/// outcome is its own lines, SPEC §7's one-line reason on failure).
+pub fn silence() {
+    MIN_LEVEL.store(Level::Error as u8 + 1, Ordering::Relaxed);
+}
+
 /// A value in a log line.
 pub enum Field<'a> {
     Str(&'a str),

@@ -96,7 +96,7 @@ fn seed_walk_through_from_empty_courier_to_rows() {
     // Get sample files: a run for today with `{}` succeeds and loads nothing.
     let summary = data.ok(&["courier", "run", "--tenant", "acme", COURIER, "--day", "today"]);
     assert!(
-        summary.contains(" succeeded: 1 files, 0 records, 0 rejected. Completed in "),
+        summary.contains(" succeeded: 1 file, 0 records, 0 rejected. Completed in "),
         "{summary}"
     );
     let samples = data.ok(&["courier", "samples", "--tenant", "acme", COURIER]);
@@ -166,7 +166,7 @@ fn seed_walk_through_from_empty_courier_to_rows() {
     ]);
     let summary = data.ok(&["courier", "run", "--tenant", "acme", COURIER, "--day", "today"]);
     assert!(
-        summary.contains(" succeeded: 1 files, 3 records, 0 rejected. Completed in "),
+        summary.contains(" succeeded: 1 file, 3 records, 0 rejected. Completed in "),
         "{summary}"
     );
     let query = format!("SELECT id, email, event FROM \"{TABLE}\" ORDER BY id");
@@ -193,7 +193,7 @@ fn seed_walk_through_from_empty_courier_to_rows() {
     );
     wait_for_sealed_lines(&data, 5);
     let summary = data.ok(&["courier", "run", "--tenant", "acme", COURIER, "--day", "today"]);
-    assert!(summary.contains(" succeeded: 1 files, 2 records"), "{summary}");
+    assert!(summary.contains(" succeeded: 1 file, 2 records"), "{summary}");
     assert_eq!(
         sql(&data, "acme", &query),
         serde_json::json!([
@@ -310,7 +310,7 @@ fn placeholder_feed_fails_the_run_and_loads_nothing() {
         &["courier", "run", "--tenant", "acme", "web", "--day", "2026-01-31"],
     );
     assert!(
-        stdout.contains(" failed: 1 files, 0 records, 0 rejected. Cannot find required feeds: \"df-xxxxxx\""),
+        stdout.contains(" failed: 1 file, 0 records, 0 rejected. Cannot find required feeds: \"df-xxxxxx\""),
         "{stdout}"
     );
     assert_eq!(
@@ -559,7 +559,7 @@ fn saved_queries_turn_nested_json_and_xml_into_rows() {
     ]);
     let summary = data.ok(&["courier", "run", "--tenant", "acme", "profiles", "--all"]);
     assert!(
-        summary.contains(" succeeded: 1 files, 2 records, 0 rejected."),
+        summary.contains(" succeeded: 1 file, 2 records, 0 rejected."),
         "{summary}"
     );
     assert_eq!(

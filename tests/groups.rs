@@ -218,4 +218,8 @@ fn a_group_scheduled_every_minute_loads_streamed_records_without_a_manual_run() 
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no sealed files"), "{stderr}");
+    // SPEC §7: an error exits non-zero with a one-line reason (the run's
+    // log events are the server's, not this command's).
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("sluice: error: "), "{stderr}");
 }

@@ -396,11 +396,11 @@ pub(super) fn run_courier(
             let summary = run::run_courier(data_dir, &args.tenant, &args.name, &window, "manual")?;
             writeln!(
                 out,
-                "{} {}: {} files, {} records, {} rejected. {}",
+                "{} {}: {}, {}, {} rejected. {}",
                 summary.run_id,
                 if summary.succeeded { "succeeded" } else { "failed" },
-                summary.files,
-                summary.records,
+                run::counted(summary.files, "file"),
+                run::counted(summary.records, "record"),
                 summary.rejected,
                 summary.message
             )?;

@@ -122,14 +122,15 @@ pub enum GroupCommand {
         tenant: String,
         name: String,
     },
-    /// Run a group by hand for the given days only (default: today in its zone).
+    /// Run a group by hand for the given days only (default: today, in UTC
+    /// or, with file dates in its zone, in its zone).
     Run {
         #[arg(long)]
         tenant: String,
         name: String,
-        /// A day to load, YYYY-MM-DD (repeatable).
+        /// A day to load: YYYY-MM-DD, today or yesterday (repeatable).
         #[arg(long = "day", value_name = "YYYY-MM-DD")]
-        days: Vec<NaiveDate>,
+        days: Vec<String>,
     },
     /// Print the next fire times in the group's zone.
     Next {
@@ -334,6 +335,18 @@ fn stop_on_signals() {
     }
 }
 
+/// `YYYY-MM-DD`, `today` or `yesterday` (relative to `today`).
+fn parse_day(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
+    match text {
+        "today" => Ok(today),
+        "yesterday" => Ok(today - chrono::Duration::days(1)),
+        _ => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .filter(|_| text.len() == 10)
+            .with_context(|| format!("--day {text:?} is not YYYY-MM-DD, today or yesterday")),
+    }
+}
+
 /// Runs a group by hand for each day; prints each run's id; fails naming
 /// every day whose run failed.
 #[allow(clippy::too_many_arguments)]
@@ -343,13 +356,25 @@ fn run_days(
     now: DateTime<Utc>,
     tenant: &str,
     name: &str,
-    mut days: Vec<NaiveDate>,
+    days: Vec<String>,
     out: &mut dyn Write,
     diagnostics: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let group = groups::show(store, tenant, name)?;
+    // A day names UTC dates unless the group reads file dates in its zone
+    // (SPEC §6; the seed: unchecked means "the current time in UTC"), so
+    // today and yesterday are read the same way.
+    let today = if group.settings.file_dates_in_tz {
+        now.with_timezone(&group.schedule()?.zone()).date_naive()
+    } else {
+        now.date_naive()
+    };
+    let mut days = days
+        .iter()
+        .map(|text| parse_day(text, today))
+        .collect::<anyhow::Result<Vec<NaiveDate>>>()?;
     if days.is_empty() {
-        days.push(now.with_timezone(&group.schedule()?.zone()).date_naive());
+        days.push(today);
     }
     anyhow::ensure!(
         days.len() <= RUN_DAYS_MAX,
@@ -358,6 +383,9 @@ fn run_days(
     );
     if !cfg!(test) {
         stop_on_signals();
+        // The run's events are the server's log lines; here the outcome is
+        // reported below instead.
+        crate::telemetry::silence();
     }
     let mut failures = Vec::new();
     for day in days {
@@ -368,13 +396,15 @@ fn run_days(
         let (run_id, outcome) = schedule::run_by_hand(store, runner, &group, day, &STOP_REQUESTED)
             .with_context(|| format!("group {name:?} for {day}"))?;
         writeln!(out, "{run_id}")?;
-        writeln!(
-            diagnostics,
-            "sluice: group {name:?} for {day}: {}: {}",
-            outcome.status.as_str(),
-            outcome.message
-        )?;
-        if outcome.status != groups::RunStatus::Succeeded {
+        if outcome.status == groups::RunStatus::Succeeded {
+            writeln!(
+                diagnostics,
+                "sluice: group {name:?} for {day}: {}: {}",
+                outcome.status.as_str(),
+                outcome.message
+            )?;
+        } else {
+            // Said once, in the error line that ends the command.
             failures.push(format!("{day}: {}", outcome.message));
         }
     }
@@ -481,8 +511,10 @@ fn write_runs(out: &mut dyn Write, runs: &[GroupRunRecord], json: bool) -> anyho
                 courier.run_id.clone().unwrap_or_else(|| "-".to_string()),
                 if courier.succeeded { "succeeded" } else { "failed" }.to_string(),
                 format!(
-                    "{} files, {} records, {} rejected",
-                    courier.files, courier.records, courier.rejected
+                    "{}, {}, {} rejected",
+                    crate::courier::run::counted(courier.files, "file"),
+                    crate::courier::run::counted(courier.records, "record"),
+                    courier.rejected
                 ),
                 courier.message.clone(),
             ]);
@@ -645,7 +677,6 @@ mod tests {
                 "--file-dates-in-tz",
                 "--file-dates-in-utc",
             ],
-            &["run", "--tenant", "t", "n", "--day", "2026-02-30"],
             &["next", "--tenant", "t", "n", "--count", "0"],
             &["next", "--tenant", "t", "n", "--count", "101"],
         ];
@@ -745,7 +776,8 @@ mod tests {
         assert_eq!(runs[0]["window_from"], "2026-03-08T00:00:00Z");
         assert_eq!(runs[0]["couriers"][0]["run_id"], "run-c-web");
         assert_eq!(runs[0]["couriers"][1]["succeeded"], false);
-        // Without --day: today in the group's zone (still the 6th in LA).
+        // Without --day: today in UTC (the 7th, though still the 6th in
+        // LA), as the group reads file dates in UTC.
         group(
             &mut store,
             now,
@@ -761,11 +793,33 @@ mod tests {
             runs.starts_with("ID  SCHEDULED             TRIGGER    STATUS     WINDOW"),
             "{runs}"
         );
-        assert!(
-            runs.contains("[2026-03-06T00:00:00Z, 2026-03-07T00:00:00Z)"),
-            "{runs}"
-        );
+        assert!(runs.contains("2   2026-03-07T00:00:00Z  manual"), "{runs}");
         assert!(runs.contains("    c-web"), "{runs}");
+        // A day that does not exist is refused with the reason.
+        let error = group(
+            &mut store,
+            now,
+            &["run", "--tenant", "acme", "nightly", "--day", "2026-02-30"],
+        )
+        .expect_err("no such day");
+        assert!(error.contains("2026-02-30"), "{error}");
+    }
+
+    #[test]
+    fn days_are_dates_today_or_yesterday() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 1).expect("date");
+        assert_eq!(parse_day("today", today).ok(), Some(today));
+        assert_eq!(
+            parse_day("yesterday", today).ok(),
+            NaiveDate::from_ymd_opt(2026, 2, 28)
+        );
+        assert_eq!(
+            parse_day("2026-01-31", today).ok(),
+            NaiveDate::from_ymd_opt(2026, 1, 31)
+        );
+        for bad in ["2026-02-30", "2026-1-31", "tomorrow", ""] {
+            assert!(parse_day(bad, today).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -382,6 +382,15 @@ fn subdirectories(dir: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
     Ok(found)
 }
 
+/// `n` and a noun, plural unless `n` is 1: `1 file`, `2 files`, `0 records`.
+pub fn counted(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// A duration as the seed's notifications say it: `5 minutes 12 seconds`,
 /// `1 hour 1 second`, `0 seconds`. Whole seconds, rounded down; zero units
 /// are left out; seconds alone are shown when everything is zero.
@@ -480,6 +489,13 @@ mod tests {
         ];
         for &(ms, expected) in cases {
             assert_eq!(humanize_duration(ms), expected, "{ms}");
+        }
+
+        #[test]
+        fn counts_are_singular_only_for_one() {
+            assert_eq!(counted(0, "file"), "0 files");
+            assert_eq!(counted(1, "file"), "1 file");
+            assert_eq!(counted(2, "record"), "2 records");
         }
     }
 

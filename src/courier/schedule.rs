@@ -45,7 +45,8 @@
 //!   seed warns.
 //! - **Missed fire times**: when the scheduler starts, each enabled group
 //!   whose latest fire time is at most its wait time ago (one hour when the
-//!   wait time is 0) and has no finished scheduled run for that fire time is
+//!   wait time is 0), no earlier than the group's creation, and has no
+//!   finished scheduled run for that fire time is
 //!   run once, now, for that fire time (trigger `catch-up`). Older missed
 //!   fire times are not run; their files are picked up by a later run whose
 //!   window covers them, or by `group run --day`. Runs left `running` by a
@@ -769,9 +770,11 @@ fn summarize(couriers: Vec<CourierResult>) -> GroupOutcome {
         GroupOutcome {
             status: RunStatus::Succeeded,
             message: format!(
-                "{} of {} couriers succeeded: {files} files, {records} records",
+                "{} of {} couriers succeeded: {}, {}",
                 couriers.len(),
-                couriers.len()
+                couriers.len(),
+                super::run::counted(files, "file"),
+                super::run::counted(records, "record")
             ),
             couriers,
         }
@@ -896,8 +899,12 @@ fn constraint_state(
 fn await_files(env: &RunEnv<'_>, plan: &RunPlan) -> Result<Vec<Result<(), String>>, Interrupted> {
     // What the message says it waited: the wait time, less what had passed
     // of it before the first look (a past day run by hand: nothing).
-    let waited_seconds = (plan.deadline - env.pacer.now())
-        .num_seconds()
+    // (Rounded up: the first look comes a few milliseconds after the run
+    // starts, and "14s" for a 15 s wait would be wrong the other way.)
+    let left_ms = (plan.deadline - env.pacer.now()).num_milliseconds();
+    let waited_seconds = left_ms
+        .saturating_add(999)
+        .div_euclid(1000)
         .clamp(0, plan.wait_seconds);
     let mut state: Vec<Option<Result<(), String>>> = vec![None; plan.couriers.len()];
     loop {
@@ -1002,6 +1009,11 @@ pub fn catch_up_due(
         let Some(fire) = schedule.latest_at_or_before(now) else {
             continue;
         };
+        // A fire time from before the group existed was never missed.
+        let created = DateTime::parse_from_rfc3339(&group.created_at).map(|at| at.with_timezone(&Utc));
+        if created.is_ok_and(|created| fire < created) {
+            continue;
+        }
         let grace = TimeDelta::seconds(catch_up_grace_seconds(group.settings.wait_seconds));
         if now - fire <= grace && !finished(group, fire) {
             due.push((index, fire));
@@ -2252,6 +2264,15 @@ mod tests {
                 .collect();
             assert_eq!(names, *expected, "{now}");
         }
+        // A group created after its latest fire time missed nothing.
+        let mut young = groups[0].clone();
+        young.created_at = "2026-03-08T15:45:00Z".to_string();
+        assert!(catch_up_due(&[young.clone()], at("2026-03-08T16:00:00Z"), |_, _| false).is_empty());
+        young.created_at = "2026-03-08T15:29:00Z".to_string();
+        assert_eq!(
+            catch_up_due(&[young], at("2026-03-08T16:00:00Z"), |_, _| false).len(),
+            1
+        );
     }
 
     #[test]
@@ -2270,6 +2291,15 @@ mod tests {
             "schedule",
         )
         .expect("begin");
+        // The group existed before that fire time (the store dates it by the
+        // real clock, which is past this test's).
+        store
+            .connection()
+            .execute(
+                "UPDATE courier_groups SET created_at = '2026-03-01T00:00:00Z'",
+                [],
+            )
+            .expect("backdate");
         drop(store);
         let mut pacer = FakePacer::new(start);
         pacer.real_sleep = Duration::from_millis(2);
