@@ -490,13 +490,13 @@ mod tests {
         for &(ms, expected) in cases {
             assert_eq!(humanize_duration(ms), expected, "{ms}");
         }
+    }
 
-        #[test]
-        fn counts_are_singular_only_for_one() {
-            assert_eq!(counted(0, "file"), "0 files");
-            assert_eq!(counted(1, "file"), "1 file");
-            assert_eq!(counted(2, "record"), "2 records");
-        }
+    #[test]
+    fn counts_are_singular_only_for_one() {
+        assert_eq!(counted(0, "file"), "0 files");
+        assert_eq!(counted(1, "file"), "1 file");
+        assert_eq!(counted(2, "record"), "2 records");
     }
 
     #[test]
