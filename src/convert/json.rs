@@ -455,7 +455,7 @@ impl Scanner<'_> {
             let text = std::str::from_utf8(text).expect("invariant: number bytes are ASCII");
             let value: f64 = text.parse().map_err(|_| ConvertError::InvalidJson)?;
             if !value.is_finite() {
-                return Err(ConvertError::InvalidJson);
+                return Err(ConvertError::NumberOutOfRange);
             }
         }
         out.extend_from_slice(text);
@@ -625,8 +625,8 @@ mod tests {
             (b"{\"a\":1e}", InvalidJson),
             (b"{\"a\":NaN}", InvalidJson),
             (b"{\"a\":Infinity}", InvalidJson),
-            (b"{\"a\":1e400}", InvalidJson),
-            (b"{\"a\":-1e400}", InvalidJson),
+            (b"{\"a\":1e400}", NumberOutOfRange),
+            (b"{\"a\":-1e400}", NumberOutOfRange),
             (b"{\"a\":\"\\ud800\"}", InvalidJson),
             (b"{\"a\":\"\\udc00\"}", InvalidJson),
             (b"{\"a\":\"\\ud800\\u0041\"}", InvalidJson),

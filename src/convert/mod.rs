@@ -43,6 +43,9 @@ pub enum ConvertError {
     /// The XML declaration names an encoding other than UTF-8 and the body
     /// is not plain ASCII, so reading it as UTF-8 could change its meaning.
     UnsupportedEncoding,
+    /// A JSON number is grammatical but outside the range of an `f64`
+    /// (`1E400`), which `serde_json` refuses and so does sluice.
+    NumberOutOfRange,
 }
 
 impl ConvertError {
@@ -58,6 +61,7 @@ impl ConvertError {
             ConvertError::Doctype => "doctype-forbidden",
             ConvertError::UnknownEntity => "unknown-entity",
             ConvertError::UnsupportedEncoding => "unsupported-encoding",
+            ConvertError::NumberOutOfRange => "number-out-of-range",
         }
     }
 
@@ -73,7 +77,10 @@ impl ConvertError {
             ConvertError::Doctype => "XML documents with a DOCTYPE are not accepted.",
             ConvertError::UnknownEntity => "The XML document uses an undefined entity.",
             ConvertError::UnsupportedEncoding => {
-                "The XML document declares an encoding sluice does not read (UTF-8, ISO-8859-1 and windows-1252 are read)."
+                "The XML document declares an encoding sluice does not read (UTF-8, UTF-16, ISO-8859-1 and windows-1252 are read)."
+            }
+            ConvertError::NumberOutOfRange => {
+                "A number in the body is beyond the range of a 64-bit float (about 1.8e308)."
             }
         }
     }
@@ -91,7 +98,7 @@ impl std::error::Error for ConvertError {}
 mod tests {
     use super::*;
 
-    const ALL: [ConvertError; 9] = [
+    const ALL: [ConvertError; 10] = [
         ConvertError::NotUtf8,
         ConvertError::InvalidJson,
         ConvertError::NotAnObject,
@@ -101,6 +108,7 @@ mod tests {
         ConvertError::Doctype,
         ConvertError::UnknownEntity,
         ConvertError::UnsupportedEncoding,
+        ConvertError::NumberOutOfRange,
     ];
 
     #[test]
