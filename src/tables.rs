@@ -966,8 +966,15 @@ fn upsert_sql(spec: &TableSpec) -> String {
         .collect();
     let condition = match &spec.last_updated {
         LastUpdated::Field(field) => {
+            // Two values SQLite reads as times (ISO 8601 with or without
+            // fractions and offsets: `…00Z`, `…00.500Z`, `…+02:00`) compare
+            // as instants, to the millisecond; anything else as SQLite
+            // compares values (numbers as numbers, text byte-wise).
             let field = quote_identifier(field);
-            format!("{table}.{field} IS NULL OR excluded.{field} > {table}.{field}")
+            let (new, old) = (format!("excluded.{field}"), format!("{table}.{field}"));
+            format!(
+                "{old} IS NULL OR CASE WHEN julianday({new}) IS NOT NULL AND julianday({old}) IS NOT NULL THEN julianday({new}) > julianday({old}) ELSE {new} > {old} END"
+            )
         }
         LastUpdated::Generated => {
             let generated = quote_identifier(GENERATED_UPDATED_COLUMN);
@@ -1510,7 +1517,9 @@ mod tests {
             upsert_sql(&field),
             "INSERT INTO \"Streaming Ingest:WebEvents\" (\"id\", \"ts\", \"v\") VALUES (?1, ?2, ?3) \
              ON CONFLICT (\"id\") DO UPDATE SET \"ts\" = excluded.\"ts\", \"v\" = excluded.\"v\" \
-             WHERE \"Streaming Ingest:WebEvents\".\"ts\" IS NULL OR excluded.\"ts\" > \"Streaming Ingest:WebEvents\".\"ts\""
+             WHERE \"Streaming Ingest:WebEvents\".\"ts\" IS NULL OR CASE WHEN julianday(excluded.\"ts\") IS NOT NULL \
+             AND julianday(\"Streaming Ingest:WebEvents\".\"ts\") IS NOT NULL THEN julianday(excluded.\"ts\") > \
+             julianday(\"Streaming Ingest:WebEvents\".\"ts\") ELSE excluded.\"ts\" > \"Streaming Ingest:WebEvents\".\"ts\" END"
         );
         let generated = spec(columns, &["id", "v"], LastUpdated::Generated);
         assert_eq!(
@@ -1558,6 +1567,25 @@ mod tests {
             (
                 "{\"id\":\"b\",\"ts\":\"2026-01-02T00:00:00Z\",\"v\":3}\n{\"id\":\"a\",\"v\":4}\n",
                 &[("a", "2026-01-01T00:00:00Z", 1), ("b", "2026-01-02T00:00:00Z", 2)],
+            ),
+            // Times compare as instants, not as text: half a second later
+            // with a fraction is newer ('.' sorts before 'Z'); 01:00+02:00
+            // on the 2nd is 23:00Z on the 1st, older than 00:00Z on the 2nd
+            // ('1' sorts after '0').
+            (
+                "{\"id\":\"a\",\"ts\":\"2026-01-01T00:00:00.500Z\",\"v\":5}\n{\"id\":\"b\",\"ts\":\"2026-01-02T01:00:00+02:00\",\"v\":5}\n",
+                &[
+                    ("a", "2026-01-01T00:00:00.500Z", 5),
+                    ("b", "2026-01-02T00:00:00Z", 2),
+                ],
+            ),
+            // The same instant written another way is not newer.
+            (
+                "{\"id\":\"a\",\"ts\":\"2026-01-01T01:00:00.500+01:00\",\"v\":6}\n{\"id\":\"b\",\"ts\":\"2026-01-02T00:00:00.000Z\",\"v\":6}\n",
+                &[
+                    ("a", "2026-01-01T00:00:00.500Z", 5),
+                    ("b", "2026-01-02T00:00:00Z", 2),
+                ],
             ),
         ];
         for (index, (content, expected)) in steps.iter().enumerate() {
