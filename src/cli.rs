@@ -407,8 +407,18 @@ fn run_key(
             secret_file,
         } => {
             let secret = secret_file.as_deref().map(store::read_secret_file).transpose()?;
+            let shared_id = secret
+                .as_deref()
+                .map(|secret| crate::control::ids::imported_key_id(secret, &tenant));
             let id = store.key_add(&tenant, &name, secret)?;
             writeln!(out, "{id}")?;
+            if shared_id.is_some_and(|shared| shared != id) {
+                writeln!(
+                    diagnostics,
+                    "sluice: this secret was imported into tenant {tenant} before; the new key has a \
+                     random id, so only this appliance accepts its tokens"
+                )?;
+            }
         }
         KeyCommand::List { tenant, format } => write_keys(out, &store.key_list(&tenant)?, format.json)?,
         KeyCommand::Delete { tenant, id } => {

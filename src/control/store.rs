@@ -145,12 +145,6 @@ pub enum StoreError {
         what: &'static str,
         problem: TextProblem,
     },
-    /// The secret was imported into this tenant before (its key id, derived
-    /// from it, is taken).
-    SecretAlreadyImported {
-        tenant: String,
-        id: String,
-    },
     /// A secret handed to [`Store::key_add`] is shorter than SPEC §2 allows.
     SecretTooShort {
         bytes: usize,
@@ -189,7 +183,6 @@ impl StoreError {
             StoreError::UnknownKey { .. } => "unknown-key",
             StoreError::UnknownStream { .. } => "unknown-stream",
             StoreError::InvalidText { .. } => "invalid-text",
-            StoreError::SecretAlreadyImported { .. } => "secret-already-imported",
             StoreError::SecretTooShort { .. } => "secret-too-short",
             StoreError::SecretFileTooShort { .. } => "secret-too-short",
             StoreError::SecretFileTooLarge { .. } => "secret-file-too-large",
@@ -230,11 +223,6 @@ impl fmt::Display for StoreError {
                 }
                 TextProblem::ControlCharacter => write!(f, "{what} contains a control character"),
             },
-            StoreError::SecretAlreadyImported { tenant, id } => write!(
-                f,
-                "this secret is already imported in tenant {tenant} as key {id} (or was, and that key's \
-                 secret was rotated since; delete it to import the file again)"
-            ),
             StoreError::SecretTooShort { bytes } => write!(
                 f,
                 "secret is {bytes} bytes; at least {KEY_SECRET_BYTES_MIN} are required"
@@ -419,8 +407,8 @@ impl Store {
     /// `secret`, 32 random bytes are drawn and the id is random; an
     /// imported secret must be at least [`KEY_SECRET_BYTES_MIN`] bytes and
     /// gives the key the id [`ids::imported_key_id`] derives from it, the
-    /// same on every appliance that imports it (importing it twice into one
-    /// tenant is refused).
+    /// same on every appliance that imports it; imported again into the
+    /// same tenant, it makes a second key with a random id.
     pub fn key_add(
         &mut self,
         tenant: &str,
@@ -440,21 +428,17 @@ impl Store {
         };
         self.mutate(|tx, random| {
             require_tenant(tx, tenant)?;
+            let taken = |id: &str| -> rusqlite::Result<bool> {
+                Ok(tx
+                    .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            };
             let id = match &imported_id {
-                Some(id) => {
-                    let taken = tx
-                        .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
-                        .optional()?
-                        .is_some();
-                    if taken {
-                        return Err(StoreError::SecretAlreadyImported {
-                            tenant: tenant.to_owned(),
-                            id: id.clone(),
-                        });
-                    }
-                    id.clone()
-                }
-                None => unused_id(tx, random, ids::new_key_id, "api_keys")?,
+                Some(id) if !taken(id)? => id.clone(),
+                // The same file imported again into this tenant: a second
+                // key, with a random id (its tokens are this appliance's).
+                _ => unused_id(tx, random, ids::new_key_id, "api_keys")?,
             };
             tx.execute(
                 "INSERT INTO api_keys (id, tenant, name, permission, secret, created_at) \
@@ -1024,10 +1008,11 @@ mod tests {
         // Another tenant importing the same file gets its own key.
         let beta = a.key_add("beta", "k", Some(secret.clone())).expect("beta");
         assert_ne!(beta, on_a);
-        // The same file twice into one tenant is refused, saying which key.
-        let again = a.key_add("acme", "k2", Some(secret.clone())).expect_err("twice");
-        assert_eq!(again.kind(), "secret-already-imported");
-        assert!(again.to_string().contains(&on_a), "{again}");
+        // The same file twice into one tenant: a second key, random id.
+        let again = a.key_add("acme", "k2", Some(secret.clone())).expect("twice");
+        assert_ne!(again, on_a);
+        assert!(ids::is_key_id(&again), "{again}");
+        assert_eq!(a.key_secret("acme", &again).expect("secret"), secret);
         // Another secret, another id; generated keys stay random.
         let other = a.key_add("acme", "k3", Some(vec![9; 32])).expect("other");
         assert_ne!(other, on_a);
