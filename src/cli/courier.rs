@@ -428,7 +428,7 @@ fn parse_window(args: &CourierRunArgs) -> anyhow::Result<Window> {
         return Ok(Window::All);
     }
     if let Some(day) = &args.day {
-        return Ok(Window::Day(parse_day(day, Utc::now())?));
+        return Ok(Window::Day(parse_day(day, Utc::now().date_naive())?));
     }
     let time = |flag: &str, text: &str| -> anyhow::Result<DateTime<Utc>> {
         DateTime::parse_from_rfc3339(text)
@@ -445,11 +445,12 @@ fn parse_window(args: &CourierRunArgs) -> anyhow::Result<Window> {
     Ok(Window::Range { from, to })
 }
 
-/// `YYYY-MM-DD`, `today` or `yesterday`, in UTC.
-fn parse_day(text: &str, now: DateTime<Utc>) -> anyhow::Result<NaiveDate> {
+/// A `--day`: `YYYY-MM-DD`, `today` or `yesterday`, relative to `today`
+/// (UTC for a courier run; a group run's own date, see `cli::group`).
+pub(super) fn parse_day(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
     match text {
-        "today" => Ok(now.date_naive()),
-        "yesterday" => Ok(now.date_naive() - chrono::Duration::days(1)),
+        "today" => Ok(today),
+        "yesterday" => Ok(today - chrono::Duration::days(1)),
         _ => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .ok()
             .filter(|_| text.len() == 10)
@@ -923,7 +924,9 @@ mod tests {
             ("", None),
         ];
         for &(text, expected) in cases {
-            let parsed = parse_day(text, now()).ok().map(|day| day.to_string());
+            let parsed = parse_day(text, now().date_naive())
+                .ok()
+                .map(|day| day.to_string());
             assert_eq!(parsed.as_deref(), expected, "{text:?}");
         }
     }

@@ -23,6 +23,7 @@ use crate::courier::schedule::{
     WAIT_SECONDS_DEFAULT, format_duration, parse_duration,
 };
 
+use super::courier::parse_day;
 use super::{write_json, write_rows, write_table};
 
 /// The most days one `group run` takes; each is a full run of every
@@ -332,18 +333,6 @@ fn stop_on_signals() {
             libc::sigemptyset(&mut action.sa_mask);
             libc::sigaction(signal, &action, std::ptr::null_mut());
         }
-    }
-}
-
-/// `YYYY-MM-DD`, `today` or `yesterday` (relative to `today`).
-fn parse_day(text: &str, today: NaiveDate) -> anyhow::Result<NaiveDate> {
-    match text {
-        "today" => Ok(today),
-        "yesterday" => Ok(today - chrono::Duration::days(1)),
-        _ => NaiveDate::parse_from_str(text, "%Y-%m-%d")
-            .ok()
-            .filter(|_| text.len() == 10)
-            .with_context(|| format!("--day {text:?} is not YYYY-MM-DD, today or yesterday")),
     }
 }
 
