@@ -321,9 +321,10 @@ impl HeadProgress {
             if !matches!(status, HeadStatus::Partial) {
                 return Ok(status);
             }
-        } else if self.content_start.is_none() && buf[self.seen..].iter().all(|&b| b == b'\r' || b == b'\n') {
-            // Still only empty lines: the one limit that can apply, without
-            // scanning them all again.
+        } else if self.content_start.is_none() {
+            // Still only empty lines (before the request line, a skipped
+            // parse means the new bytes are empty lines too): the one limit
+            // that can apply, without scanning them all again.
             if buf.len() > HEADER_SECTION_BYTES_MAX + 1 {
                 return Err(HeadError::HeaderSectionTooLarge);
             }
