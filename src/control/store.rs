@@ -428,14 +428,8 @@ impl Store {
         };
         self.mutate(|tx, random| {
             require_tenant(tx, tenant)?;
-            let taken = |id: &str| -> rusqlite::Result<bool> {
-                Ok(tx
-                    .query_row("SELECT 1 FROM api_keys WHERE id = ?1", [id], |_| Ok(()))
-                    .optional()?
-                    .is_some())
-            };
             let id = match &imported_id {
-                Some(id) if !taken(id)? => id.clone(),
+                Some(id) if !id_taken(tx, "api_keys", id)? => id.clone(),
                 // The same file imported again into this tenant: a second
                 // key, with a random id (its tokens are this appliance's).
                 _ => unused_id(tx, random, ids::new_key_id, "api_keys")?,
@@ -768,18 +762,21 @@ fn unused_id(
     new_id: fn(&dyn SecureRandom) -> Result<String, ids::RandomError>,
     table: &'static str,
 ) -> Result<String, StoreError> {
-    let sql = format!("SELECT 1 FROM {table} WHERE id = ?1");
     for _ in 0..ID_ATTEMPTS_MAX {
         let id = new_id(random)?;
-        let taken = connection
-            .query_row(&sql, [&id], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if !taken {
+        if !id_taken(connection, table, &id)? {
             return Ok(id);
         }
     }
     Err(StoreError::IdsExhausted)
+}
+
+/// Whether `table` already holds a row with this `id`.
+fn id_taken(connection: &Connection, table: &'static str, id: &str) -> rusqlite::Result<bool> {
+    Ok(connection
+        .query_row(&format!("SELECT 1 FROM {table} WHERE id = ?1"), [id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn new_secret(random: &SystemRandom) -> Result<Vec<u8>, StoreError> {
