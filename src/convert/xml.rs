@@ -140,23 +140,21 @@ impl XmlConverter {
     }
 
     fn convert_into(&mut self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
-        let mut decoded = std::mem::take(&mut self.decoded);
-        if let Some(big_endian) = utf16_byte_order(body) {
-            decoded.clear();
-            let result = decode_utf16(body, big_endian, &mut decoded)
-                .and_then(|()| check_utf16_declaration(&decoded))
-                .and_then(|()| self.convert_utf8(&decoded, &decoded, out));
-            self.decoded = decoded;
-            return result;
+        let encoding = Encoding::of(body)?;
+        if encoding == Encoding::Utf8 {
+            return self.convert_utf8(body, body, out);
         }
-        let result = match Encoding::declared(body)? {
-            Encoding::Utf8 => self.convert_utf8(body, body, out),
-            single_byte => {
-                decoded.clear();
-                single_byte.decode(body, &mut decoded)?;
-                self.convert_utf8(&decoded, body, out)
-            }
-        };
+        let mut decoded = std::mem::take(&mut self.decoded);
+        decoded.clear();
+        let result = encoding.decode(body, &mut decoded).and_then(|()| {
+            // A UTF-16 body's declaration can only be read decoded.
+            let sent = if matches!(encoding, Encoding::Utf16 { .. }) {
+                &decoded[..]
+            } else {
+                body
+            };
+            self.convert_utf8(&decoded, sent, out)
+        });
         self.decoded = decoded;
         result
     }
@@ -523,13 +521,15 @@ fn resolve_reference(name: &str) -> Result<char, ConvertError> {
 /// accepted for bodies that are plain ASCII (where they all read the same
 /// characters). Any other name (`bogus`), and UTF-16 or UTF-32 declared on a
 /// body of single bytes, is refused as expat refuses it. A body in UTF-16
-/// itself (byte-order mark, or a first `<` of two bytes) is decoded before
-/// all this (see [`utf16_byte_order`]).
+/// itself (byte-order mark, or a first `<` of two bytes, see
+/// [`utf16_byte_order`]) is read as UTF-16 whatever it declares, and then
+/// may declare only UTF-16 or nothing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Encoding {
     Utf8,
     Latin1,
     Windows1252,
+    Utf16 { big_endian: bool },
 }
 
 /// Names (compared without case) accepted on a plain-ASCII body only.
@@ -600,6 +600,15 @@ const WINDOWS_1252_HIGH: [Option<char>; 32] = [
 ];
 
 impl Encoding {
+    /// The encoding `body` is read in: UTF-16 by its first bytes, else
+    /// what it declares.
+    fn of(body: &[u8]) -> Result<Encoding, ConvertError> {
+        match utf16_byte_order(body) {
+            Some(big_endian) => Ok(Encoding::Utf16 { big_endian }),
+            None => Encoding::declared(body),
+        }
+    }
+
     /// The encoding `body` declares, read from its XML declaration (which
     /// must open the body, after at most a UTF-8 byte-order mark). The
     /// declaration's syntax is checked later, with the rest of the document.
@@ -629,10 +638,15 @@ impl Encoding {
         }
     }
 
-    /// Appends `body` (in this single-byte encoding) to `out` as UTF-8. A
-    /// leading UTF-8 byte-order mark is dropped: expat skips it and then
-    /// follows the declaration.
+    /// Appends `body` (in this encoding, not UTF-8) to `out` as UTF-8. A
+    /// single-byte body's leading UTF-8 byte-order mark is dropped: expat
+    /// skips it and then follows the declaration. A UTF-16 body must then
+    /// declare UTF-16 or nothing.
     fn decode(self, body: &[u8], out: &mut Vec<u8>) -> Result<(), ConvertError> {
+        if let Encoding::Utf16 { big_endian } = self {
+            decode_utf16(body, big_endian, out)?;
+            return check_utf16_declaration(out);
+        }
         let body = body.strip_prefix(UTF8_BOM).unwrap_or(body);
         out.reserve(body.len() * 2);
         let mut utf8 = [0u8; 4];
