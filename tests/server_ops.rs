@@ -160,21 +160,7 @@ fn metrics_count_what_was_sent_and_health_endpoints_answer() {
     assert_eq!(status, 200);
     let lines = body.lines().map(|line| Ok(line.to_owned()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
-    let value = |name: &str, label: Option<(&str, &str)>| -> f64 {
-        scrape
-            .samples
-            .iter()
-            .find(|sample| {
-                sample.metric == name && label.is_none_or(|(key, want)| sample.labels.get(key) == Some(want))
-            })
-            .map(|sample| match sample.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => panic!("unexpected sample type for {name}"),
-            })
-            .unwrap_or_else(|| panic!("no sample {name} {label:?}"))
-    };
+    let value = |name: &str, label: Option<(&str, &str)>| sample(&body, name, label);
     assert_eq!(value("sluice_responses_total", Some(("code", "202"))), 7.0);
     assert_eq!(value("sluice_responses_total", Some(("code", "401"))), 3.0);
     assert_eq!(value("sluice_records_total", None), 7.0);
