@@ -1973,6 +1973,32 @@ mod tests {
         );
     }
 
+    /// A pacer hook that plays group "up"'s scheduled run for `scheduled`
+    /// through another store connection, as the scheduler's other run
+    /// thread would: it begins `begin` after the fire time and succeeds
+    /// `end` after it.
+    fn upstream_run(
+        data_dir: PathBuf,
+        scheduled: DateTime<Utc>,
+        begin: TimeDelta,
+        end: TimeDelta,
+    ) -> Box<dyn Fn(DateTime<Utc>) + Send + Sync> {
+        Box::new(move |now| {
+            if now != scheduled + begin && now != scheduled + end {
+                return;
+            }
+            let mut other = Store::open(&data_dir).expect("open");
+            if now == scheduled + begin {
+                let window = (scheduled - TimeDelta::days(1), scheduled);
+                groups::run_begin(&mut other, "acme", "up", scheduled, window, "schedule").expect("begin");
+            }
+            if now == scheduled + end {
+                let id = groups::runs(&other, "acme", "up", 1).expect("runs")[0].id;
+                groups::run_finish(&mut other, id, RunStatus::Succeeded, "ok", &[]).expect("finish");
+            }
+        })
+    }
+
     #[test]
     fn after_waits_for_the_constraint_groups_success() {
         let upstream = group("up", "30 8 * * *", &["c-1"], &[], 0);
@@ -1983,15 +2009,8 @@ mod tests {
         let mut pacer = FakePacer::new(scheduled);
         // Upstream's run succeeds ten minutes in, written by another
         // connection as the scheduler's other run thread would.
-        pacer.hook = Box::new(move |now| {
-            if now == scheduled + TimeDelta::minutes(10) {
-                let mut other = Store::open(&data_dir).expect("open");
-                let window = (scheduled - TimeDelta::days(1), scheduled);
-                let id = groups::run_begin(&mut other, "acme", "up", scheduled, window, "schedule")
-                    .expect("begin");
-                groups::run_finish(&mut other, id, RunStatus::Succeeded, "ok", &[]).expect("finish");
-            }
-        });
+        let ten_minutes = TimeDelta::minutes(10);
+        pacer.hook = upstream_run(data_dir, scheduled, ten_minutes, ten_minutes);
         let mut runner = FakeRunner::default();
         runner
             .files_from
@@ -2020,17 +2039,7 @@ mod tests {
         let scheduled = at("2026-03-08T15:30:00Z");
         let mut pacer = FakePacer::new(scheduled);
         // Upstream starts 5 s late and takes a minute and a half.
-        pacer.hook = Box::new(move |now| {
-            let mut other = Store::open(&data_dir).expect("open");
-            let window = (scheduled - TimeDelta::days(1), scheduled);
-            if now == scheduled + TimeDelta::seconds(5) {
-                groups::run_begin(&mut other, "acme", "up", scheduled, window, "schedule").expect("begin");
-            }
-            if now == scheduled + TimeDelta::seconds(95) {
-                let id = groups::runs(&other, "acme", "up", 1).expect("runs")[0].id;
-                groups::run_finish(&mut other, id, RunStatus::Succeeded, "ok", &[]).expect("finish");
-            }
-        });
+        pacer.hook = upstream_run(data_dir, scheduled, TimeDelta::seconds(5), TimeDelta::seconds(95));
         let mut runner = FakeRunner::default();
         runner
             .files_from
