@@ -31,6 +31,27 @@ pub enum Durability {
     Disk,
 }
 
+/// The Linux scheduling policy of the worker threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerScheduling {
+    /// `SCHED_BATCH`: a worker woken by new requests does not preempt the
+    /// task running on its core; it runs when that task's slice ends or it
+    /// blocks, and then serves every request that arrived meanwhile. The
+    /// default (README, "Worker scheduling", says why and what it costs).
+    Batch,
+    /// `SCHED_OTHER`, Linux's default: a woken worker may preempt at once.
+    Other,
+}
+
+impl WorkerScheduling {
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerScheduling::Batch => "batch",
+            WorkerScheduling::Other => "other",
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -39,6 +60,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub admin_listen: SocketAddr,
     pub workers: usize,
+    pub worker_scheduling_policy: WorkerScheduling,
     pub body_bytes_max: usize,
     pub durability: Durability,
     pub seal_after_ms: i64,
@@ -96,6 +118,7 @@ struct RawConfig {
     listen: Option<String>,
     admin_listen: Option<String>,
     workers: Option<usize>,
+    worker_scheduling_policy: Option<String>,
     body_bytes_max: Option<usize>,
     durability: Option<String>,
     seal_after_seconds: Option<u64>,
@@ -140,6 +163,7 @@ const ENV_KEYS: &[&str] = &[
     "SLUICE_LISTEN",
     "SLUICE_ADMIN_LISTEN",
     "SLUICE_WORKERS",
+    "SLUICE_WORKER_SCHEDULING_POLICY",
     "SLUICE_BODY_BYTES_MAX",
     "SLUICE_DURABILITY",
     "SLUICE_SEAL_AFTER_SECONDS",
@@ -206,6 +230,7 @@ impl Config {
             listen,
             admin_listen,
             workers,
+            worker_scheduling_policy,
             durability,
             segment_bytes_max,
             no_work_baseline,
@@ -241,6 +266,7 @@ fn apply_env(raw: &mut RawConfig, get: impl Fn(&str) -> Option<String>) -> Resul
             "SLUICE_LISTEN" => raw.listen = Some(value.clone()),
             "SLUICE_ADMIN_LISTEN" => raw.admin_listen = Some(value.clone()),
             "SLUICE_WORKERS" => raw.workers = Some(value.parse().map_err(|_| bad("not a whole number"))?),
+            "SLUICE_WORKER_SCHEDULING_POLICY" => raw.worker_scheduling_policy = Some(value.clone()),
             "SLUICE_BODY_BYTES_MAX" => {
                 raw.body_bytes_max = Some(value.parse().map_err(|_| bad("not a whole number"))?)
             }
@@ -275,6 +301,15 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
     if !(1..=1024).contains(&workers) {
         return Err(format!("workers = {workers}: must be between 1 and 1024"));
     }
+    let worker_scheduling_policy = match raw.worker_scheduling_policy.as_deref().unwrap_or("batch") {
+        "batch" => WorkerScheduling::Batch,
+        "other" => WorkerScheduling::Other,
+        other => {
+            return Err(format!(
+                "worker_scheduling_policy = {other:?}: must be \"batch\" or \"other\""
+            ));
+        }
+    };
     let body_bytes_max = raw.body_bytes_max.unwrap_or(limits::BODY_BYTES_MAX_DEFAULT);
     if !(1..=limits::BODY_BYTES_MAX_CEILING).contains(&body_bytes_max) {
         return Err(format!(
@@ -341,6 +376,7 @@ fn validate(raw: RawConfig) -> Result<Config, String> {
         listen,
         admin_listen,
         workers,
+        worker_scheduling_policy,
         body_bytes_max,
         durability,
         seal_after_ms: (seal_after_seconds * 1000) as i64,
@@ -382,6 +418,7 @@ mod tests {
         assert_eq!(config.admin_listen, "127.0.0.1:8081".parse().expect("addr"));
         assert_eq!(config.body_bytes_max, 260_096);
         assert_eq!(config.durability, Durability::Process);
+        assert_eq!(config.worker_scheduling_policy, WorkerScheduling::Batch);
         assert_eq!(config.seal_after_ms, 60_000);
         assert!(config.rate_limits.for_tenant("acme").is_none());
     }
@@ -389,12 +426,13 @@ mod tests {
     #[test]
     fn file_settings_and_errors_name_the_field() {
         let raw: RawConfig = toml::from_str(
-            "durability = \"disk\"\nworkers = 3\n[rate_limit]\ndefault_per_second = 10\ntenants = { acme = 500 }\n",
+            "durability = \"disk\"\nworkers = 3\nworker_scheduling_policy = \"other\"\n[rate_limit]\ndefault_per_second = 10\ntenants = { acme = 500 }\n",
         )
         .expect("parses");
         let config = validate(raw).expect("valid");
         assert_eq!(config.durability, Durability::Disk);
         assert_eq!(config.workers, 3);
+        assert_eq!(config.worker_scheduling_policy, WorkerScheduling::Other);
         assert_eq!(config.rate_limits.for_tenant("acme"), Some(500));
         assert_eq!(config.rate_limits.for_tenant("other"), Some(10));
         assert_eq!(config.rate_limits.for_stream("is-AbCDefGH"), None);
@@ -413,6 +451,7 @@ mod tests {
             ("durability = \"fast\"", "durability"),
             ("listen = \"nowhere\"", "listen"),
             ("workers = 0", "workers"),
+            ("worker_scheduling_policy = \"fifo\"", "worker_scheduling_policy"),
             ("seal_after_seconds = 0", "seal_after_seconds"),
             ("body_bytes_max = 100000000000", "body_bytes_max"),
             ("log_level = \"loud\"", "log_level"),

@@ -23,7 +23,7 @@ use monoio::net::{ListenerOpts, TcpListener};
 
 use crate::admin::{self, AdminState, Liveness, Phase, WorkerStats};
 use crate::clock::Clock;
-use crate::config::{Config, Durability, ServeFlags};
+use crate::config::{Config, Durability, ServeFlags, WorkerScheduling};
 use crate::control::snapshot::{Published, SnapshotCell};
 use crate::control::store::Store;
 use crate::courier::Courier;
@@ -59,6 +59,10 @@ pub fn run(data_dir: &Path, flags: ServeFlags) -> anyhow::Result<()> {
         ("features", features.as_str().into()),
         ("task_run", task_run.name().into()),
         ("workers", config.workers.into()),
+        (
+            "worker_scheduling_policy",
+            config.worker_scheduling_policy.name().into(),
+        ),
         ("data_dir", data_dir.to_string_lossy().as_ref().into()),
         (
             "durability",
@@ -291,6 +295,22 @@ fn worker_thread(
     shared: Shared,
     bound_tx: mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
+    let policy = shared.config.load().worker_scheduling_policy;
+    if let Err(error) = set_scheduling_policy(policy) {
+        telemetry::CONFIG_WARNING.emit(&[
+            ("setting", "worker_scheduling_policy".into()),
+            ("worker", index.into()),
+            (
+                "message",
+                format!(
+                    "cannot set scheduling policy {}: {error}; the worker keeps its own",
+                    policy.name()
+                )
+                .as_str()
+                .into(),
+            ),
+        ]);
+    }
     let runtime = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
         .uring_builder(shared.task_run.builder())
         .with_entries(URING_ENTRIES)
@@ -325,6 +345,26 @@ fn worker_thread(
         ));
         serve(listener, worker, Arc::clone(&shared.liveness)).await;
     });
+}
+
+/// Gives the calling thread `policy` (a no-op when it has it already, as
+/// under a unit that sets `CPUSchedulingPolicy=`). Neither policy needs
+/// privileges; a seccomp filter may still refuse the call.
+fn set_scheduling_policy(policy: WorkerScheduling) -> std::io::Result<()> {
+    let wanted = match policy {
+        WorkerScheduling::Batch => libc::SCHED_BATCH,
+        WorkerScheduling::Other => libc::SCHED_OTHER,
+    };
+    // SAFETY: 0 names the calling thread; the call only reads its policy.
+    if unsafe { libc::sched_getscheduler(0) } == wanted {
+        return Ok(());
+    }
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: 0 names the calling thread and `param` outlives the call.
+    match unsafe { libc::sched_setscheduler(0, wanted, &param) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// Accepts until shutdown, then waits for connections to drain.

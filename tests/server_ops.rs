@@ -559,3 +559,54 @@ fn readyz_is_starting_during_recovery_ready_while_serving_and_draining_during_sh
         "the drained request was stored"
     );
 }
+
+/// The Linux scheduling policy of each `sluice-worker-*` thread of `pid`
+/// (field 41 of `/proc/PID/task/TID/stat`: 0 SCHED_OTHER, 3 SCHED_BATCH).
+fn worker_policies(pid: u32) -> Vec<u32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task list") {
+        let task = task.expect("task").path();
+        let comm = std::fs::read_to_string(task.join("comm")).expect("comm");
+        if !comm.starts_with("sluice-worker-") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.join("stat")).expect("stat");
+        // The command name may hold spaces; the fields after it do not.
+        let after_name = &stat[stat.rfind(')').expect("stat has the name in parentheses") + 2..];
+        let policy = after_name.split(' ').nth(41 - 3).expect("policy field");
+        policies.push(policy.parse().expect("a number"));
+    }
+    policies
+}
+
+#[test]
+fn workers_run_as_sched_batch_unless_configured_otherwise() {
+    let data = DataDir::new("sched-policy");
+    let server = Server::start(&data);
+    assert_eq!(
+        worker_policies(server.child.id()),
+        [3, 3],
+        "two workers, SCHED_BATCH"
+    );
+    let log = server.log_text();
+    assert!(log.contains(r#""worker_scheduling_policy":"batch""#), "{log}");
+    assert!(!log.contains("config-warning"), "{log}");
+    // Other threads keep the policy they were started with.
+    let main_stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).expect("stat");
+    let after_name = &main_stat[main_stat.rfind(')').expect("name") + 2..];
+    assert_eq!(after_name.split(' ').nth(41 - 3), Some("0"));
+    server.stop();
+
+    let server = Server::start_with(&data, &[], &[("SLUICE_WORKER_SCHEDULING_POLICY", "other")]);
+    assert_eq!(
+        worker_policies(server.child.id()),
+        [0, 0],
+        "two workers, SCHED_OTHER"
+    );
+    assert!(
+        server
+            .log_text()
+            .contains(r#""worker_scheduling_policy":"other""#)
+    );
+    server.stop();
+}
