@@ -1082,7 +1082,7 @@ mod tests {
             .lines()
             .filter(|line| !line.starts_with('#') && line.contains(" = "))
             .count();
-        assert_eq!(switched, 18, "every setting of config.rs is in the example");
+        assert_eq!(switched, 19, "every setting of config.rs is in the example");
         let dir = std::env::temp_dir().join(format!("sluice-doctor-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         for (name, body) in [
