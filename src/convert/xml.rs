@@ -426,10 +426,16 @@ fn is_xml_space(byte: u8) -> bool {
 /// body is already known to be UTF-8, so surrogates cannot occur. expat:
 /// "not well-formed (invalid token)".
 fn check_characters(body: &[u8]) -> Result<(), ConvertError> {
-    let control = body.iter().any(|&byte| byte < 0x20 && !is_xml_space(byte));
-    let nonchar = body
-        .windows(3)
-        .any(|w| w == b"\xEF\xBF\xBE" || w == b"\xEF\xBF\xBF");
+    // Without a branch per byte, so that the compiler checks a chunk at a
+    // time in vector registers; a hit is found within one chunk.
+    let control = body.chunks(64).any(|chunk| {
+        chunk.iter().fold(false, |found, &byte| {
+            found | ((byte < 0x20) & !is_xml_space(byte))
+        })
+    });
+    // Both are EF BF BE/BF in UTF-8; EF itself is rare outside them.
+    let nonchar = memchr::memchr_iter(0xEF, body)
+        .any(|at| matches!(body.get(at + 1..at + 3), Some([0xBF, 0xBE | 0xBF])));
     if control || nonchar {
         return Err(ConvertError::InvalidXml);
     }
@@ -461,6 +467,14 @@ fn push_normalized(text: &mut String, raw: &str) {
 /// without a DTD (§3.3.3): references decoded, each literal tab, CR, LF (and
 /// CR LF pair) becomes one space; a literal `<` is not well-formed.
 fn normalize_attribute_value(raw: &str, value: &mut String) -> Result<(), ConvertError> {
+    if !raw
+        .bytes()
+        .any(|byte| matches!(byte, b'<' | b'&' | b'\r' | b'\t' | b'\n'))
+    {
+        // The usual value: nothing to decode or normalize.
+        value.push_str(raw);
+        return Ok(());
+    }
     let mut chars = raw.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
         match c {
@@ -886,13 +900,48 @@ fn check_processing_instruction(target: &str) -> Result<(), ConvertError> {
 /// name characters (no namespace processing, so any colons are allowed, as
 /// xmltodict's default does).
 fn check_name(name: &str) -> Result<(), ConvertError> {
-    let mut chars = name.chars();
-    let first = chars.next().ok_or(ConvertError::InvalidXml)?;
-    if !in_ranges(first, NAME_START_RANGES) || !chars.all(|c| in_ranges(c, NAME_CHAR_RANGES)) {
+    let valid = match name.as_bytes() {
+        [] => false,
+        // Nearly every name is ASCII: one table lookup per byte instead of
+        // a search of the ranges per character.
+        [first, rest @ ..] if name.is_ascii() => {
+            NAME_START_ASCII[usize::from(*first)]
+                && rest.iter().all(|&byte| NAME_CHAR_ASCII[usize::from(byte)])
+        }
+        _ => is_name_by_ranges(name),
+    };
+    if !valid {
         return Err(ConvertError::InvalidXml);
     }
     Ok(())
 }
+
+fn is_name_by_ranges(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| in_ranges(first, NAME_START_RANGES))
+        && chars.all(|c| in_ranges(c, NAME_CHAR_RANGES))
+}
+
+/// The ASCII part of a table of ranges, as a lookup table by byte.
+const fn ascii_table(ranges: &[(u32, u32)]) -> [bool; 128] {
+    let mut table = [false; 128];
+    let mut index = 0;
+    while index < ranges.len() {
+        let (start, end) = ranges[index];
+        let mut code = start;
+        while code <= end && code < 128 {
+            table[code as usize] = true;
+            code += 1;
+        }
+        index += 1;
+    }
+    table
+}
+
+const NAME_START_ASCII: [bool; 128] = ascii_table(NAME_START_RANGES);
+const NAME_CHAR_ASCII: [bool; 128] = ascii_table(NAME_CHAR_RANGES);
 
 fn in_ranges(c: char, ranges: &[(u32, u32)]) -> bool {
     let code = u32::from(c);
@@ -1375,6 +1424,31 @@ mod tests {
     }
 
     #[test]
+    fn forbidden_characters_are_found_anywhere() {
+        for at in [0, 1, 62, 63, 64, 65, 127, 128, 199] {
+            let mut body = vec![b'x'; 200];
+            for byte in (0u8..0x20).chain([0x7F]) {
+                body[at] = byte;
+                let refused = byte < 0x20 && !is_xml_space(byte);
+                assert_eq!(check_characters(&body).is_err(), refused, "{byte:#x} at {at}");
+            }
+            body[at] = b'x';
+            for (tail, refused) in [
+                (&b"\xEF\xBF\xBE"[..], true),
+                (b"\xEF\xBF\xBF", true),
+                (b"\xEF\xBF\xBD", false),
+                (b"\xEF\xBB\xBF", false),
+            ] {
+                let mut with = body.clone();
+                with.splice(at.min(197)..at.min(197) + 3, tail.iter().copied());
+                assert_eq!(check_characters(&with).is_err(), refused, "{tail:x?} at {at}");
+            }
+        }
+        // A lone lead byte at the very end is not read past.
+        assert!(check_characters(b"ab\xEF").is_ok() && check_characters(b"ab\xEF\xBF").is_ok());
+    }
+
+    #[test]
     fn ascii_name_characters_match_the_tables() {
         for byte in 0u8..0x80 {
             let c = char::from(byte);
@@ -1383,6 +1457,14 @@ mod tests {
             assert_eq!(in_ranges(c, NAME_START_RANGES), start, "{byte:#x}");
             assert_eq!(in_ranges(c, NAME_CHAR_RANGES), name, "{byte:#x}");
         }
+        for first in 0u8..0x80 {
+            for second in [b'a', b'-', b'0', b'.', b':', b' ', b'<', 0x7F] {
+                let name = String::from_utf8(vec![first, second]).expect("ASCII");
+                assert_eq!(check_name(&name).is_ok(), is_name_by_ranges(&name), "{name:?}");
+            }
+        }
+        assert!(check_name("").is_err());
+        assert!(check_name("名前").is_ok() && check_name("a\u{1F600}").is_err());
         assert!(in_ranges('名', NAME_START_RANGES));
         assert!(!in_ranges('\u{1F600}', NAME_START_RANGES));
         assert!(in_ranges('\u{B7}', NAME_CHAR_RANGES) && !in_ranges('\u{B7}', NAME_START_RANGES));
