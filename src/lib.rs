@@ -38,6 +38,7 @@ pub mod limits;
 pub mod postman;
 pub mod rate;
 pub mod ring;
+pub mod sched;
 pub mod segment;
 pub mod server;
 pub mod tables;

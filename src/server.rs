@@ -23,7 +23,7 @@ use monoio::net::{ListenerOpts, TcpListener};
 
 use crate::admin::{self, AdminState, Liveness, Phase, WorkerStats};
 use crate::clock::Clock;
-use crate::config::{Config, Durability, ServeFlags, WorkerScheduling};
+use crate::config::{Config, Durability, ServeFlags};
 use crate::control::snapshot::{Published, SnapshotCell};
 use crate::control::store::Store;
 use crate::courier::Courier;
@@ -296,7 +296,7 @@ fn worker_thread(
     bound_tx: mpsc::Sender<std::io::Result<SocketAddr>>,
 ) {
     let policy = shared.config.load().worker_scheduling_policy;
-    if let Err(error) = set_scheduling_policy(policy) {
+    if let Err(error) = crate::sched::set_worker_policy(policy) {
         telemetry::CONFIG_WARNING.emit(&[
             ("setting", "worker_scheduling_policy".into()),
             ("worker", index.into()),
@@ -345,26 +345,6 @@ fn worker_thread(
         ));
         serve(listener, worker, Arc::clone(&shared.liveness)).await;
     });
-}
-
-/// Gives the calling thread `policy` (a no-op when it has it already, as
-/// under a unit that sets `CPUSchedulingPolicy=`). Neither policy needs
-/// privileges; a seccomp filter may still refuse the call.
-fn set_scheduling_policy(policy: WorkerScheduling) -> std::io::Result<()> {
-    let wanted = match policy {
-        WorkerScheduling::Batch => libc::SCHED_BATCH,
-        WorkerScheduling::Other => libc::SCHED_OTHER,
-    };
-    // SAFETY: 0 names the calling thread; the call only reads its policy.
-    if unsafe { libc::sched_getscheduler(0) } == wanted {
-        return Ok(());
-    }
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: 0 names the calling thread and `param` outlives the call.
-    match unsafe { libc::sched_setscheduler(0, wanted, &param) } {
-        0 => Ok(()),
-        _ => Err(std::io::Error::last_os_error()),
-    }
 }
 
 /// Accepts until shutdown, then waits for connections to drain.

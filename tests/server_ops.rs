@@ -560,17 +560,22 @@ fn readyz_is_starting_during_recovery_ready_while_serving_and_draining_during_sh
     );
 }
 
-/// The Linux scheduling policy of each `sluice-worker-*` thread of `pid`
-/// (field 41 of `/proc/PID/task/TID/stat`: 0 SCHED_OTHER, 3 SCHED_BATCH).
-fn worker_policies(pid: u32) -> Vec<u32> {
+/// The Linux scheduling policy of each thread of `pid` whose name starts
+/// with `prefix` (field 41 of `/proc/PID/task/TID/stat`: 0 SCHED_OTHER,
+/// 3 SCHED_BATCH). A thread that ends while being read is left out.
+fn thread_policies(pid: u32, prefix: &str) -> Vec<u32> {
     let mut policies = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("task list") {
         let task = task.expect("task").path();
-        let comm = std::fs::read_to_string(task.join("comm")).expect("comm");
-        if !comm.starts_with("sluice-worker-") {
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if !comm.starts_with(prefix) {
             continue;
         }
-        let stat = std::fs::read_to_string(task.join("stat")).expect("stat");
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+            continue;
+        };
         // The command name may hold spaces; the fields after it do not.
         let after_name = &stat[stat.rfind(')').expect("stat has the name in parentheses") + 2..];
         let policy = after_name.split(' ').nth(41 - 3).expect("policy field");
@@ -584,7 +589,7 @@ fn workers_run_as_sched_batch_unless_configured_otherwise() {
     let data = DataDir::new("sched-policy");
     let server = Server::start(&data);
     assert_eq!(
-        worker_policies(server.child.id()),
+        thread_policies(server.child.id(), "sluice-worker-"),
         [3, 3],
         "two workers, SCHED_BATCH"
     );
@@ -599,7 +604,7 @@ fn workers_run_as_sched_batch_unless_configured_otherwise() {
 
     let server = Server::start_with(&data, &[], &[("SLUICE_WORKER_SCHEDULING_POLICY", "other")]);
     assert_eq!(
-        worker_policies(server.child.id()),
+        thread_policies(server.child.id(), "sluice-worker-"),
         [0, 0],
         "two workers, SCHED_OTHER"
     );
@@ -608,5 +613,36 @@ fn workers_run_as_sched_batch_unless_configured_otherwise() {
             .log_text()
             .contains(r#""worker_scheduling_policy":"other""#)
     );
+    server.stop();
+}
+
+#[test]
+fn disk_mode_flush_threads_run_as_sched_other_beside_batch_workers() {
+    let data = DataDir::new("sched-io-workers");
+    let setup = setup(&data, "acme");
+    let server = Server::start_with(&data, &[], &[("SLUICE_DURABILITY", "disk")]);
+    let pid = server.child.id();
+    let mut stream = server.connect();
+    // Each 202 follows an fdatasync run by an io_uring worker thread that
+    // the kernel started from a SCHED_BATCH worker; the courier thread
+    // gives it SCHED_OTHER within a turn.
+    let mut io_workers = Vec::new();
+    let settled = eventually(Duration::from_secs(5), || {
+        let body = br#"{"n":1}"#;
+        stream
+            .write_all(&post(
+                &setup.json_stream,
+                "acme",
+                &setup.token,
+                "application/json",
+                body,
+            ))
+            .expect("send");
+        assert_eq!(read_response(&mut stream).expect("response").status, 202);
+        io_workers = thread_policies(pid, "iou-wrk");
+        !io_workers.is_empty() && io_workers.iter().all(|&policy| policy == 0)
+    });
+    assert!(settled, "io_uring threads' policies: {io_workers:?}");
+    assert_eq!(thread_policies(pid, "sluice-worker-"), [3, 3]);
     server.stop();
 }

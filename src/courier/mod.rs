@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::config::WorkerScheduling;
 use crate::control::snapshot::SnapshotCell;
 use crate::control::store::Store;
 use crate::ring::StreamLogs;
@@ -105,6 +106,9 @@ impl Courier {
         let mut generation = self.snapshot.load().generation;
         while !self.stop.load(Ordering::Acquire) {
             self.liveness.beat(self.liveness_slot);
+            if self.config.load().worker_scheduling_policy == WorkerScheduling::Batch {
+                crate::sched::io_workers_to_other();
+            }
             self.seal_retired();
             let now_ms = self.logs.settings().clock.now_ms();
             let seal_after_ms = self.config.load().seal_after_ms;
