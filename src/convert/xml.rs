@@ -38,6 +38,10 @@ use crate::limits::XML_DEPTH_MAX;
 /// quadratic.
 const CHILD_NAMES_LINEAR_MAX: usize = 8;
 
+/// How many child groups of a closed element are kept for reuse by the next
+/// element at its depth.
+const CHILD_GROUPS_KEPT: usize = 32;
+
 /// The key under which an element's text goes when it also has attributes
 /// or children (xmltodict's `cdata_key`).
 const TEXT_KEY: &str = "#text";
@@ -84,8 +88,11 @@ struct Frame {
     /// How many key/value pairs `attributes` holds.
     attributes_count: usize,
     /// The child elements grouped by name, in order of each name's first
-    /// occurrence (xmltodict puts a repeated name's array there).
+    /// occurrence (xmltodict puts a repeated name's array there): the first
+    /// `groups` entries. Entries past them are kept from earlier elements
+    /// for their allocations.
     children: Vec<ChildGroup>,
+    groups: usize,
     /// Name → index into `children`, filled once `children` is too long to
     /// scan (see [`CHILD_NAMES_LINEAR_MAX`]).
     children_index: HashMap<String, usize>,
@@ -254,7 +261,10 @@ impl XmlConverter {
         frame.name.push_str(name);
         frame.attributes.clear();
         frame.attributes_count = 0;
-        frame.children.clear();
+        frame.groups = 0;
+        // A document with thousands of distinct names leaves no more spare
+        // groups than this behind.
+        frame.children.truncate(CHILD_GROUPS_KEPT);
         frame.children_index.clear();
         frame.text.clear();
         frame.scratch_start = scratch_start;
@@ -330,28 +340,40 @@ impl XmlConverter {
 
 /// Files `value` (a range of scratch) under `name` in `parent`.
 fn add_child(parent: &mut Frame, name: &str, value: Range<usize>) {
-    let found = if parent.children.len() > CHILD_NAMES_LINEAR_MAX {
+    let found = if parent.groups > CHILD_NAMES_LINEAR_MAX {
         parent.children_index.get(name).copied()
     } else {
-        parent.children.iter().position(|group| group.name == name)
+        parent.live_children().iter().position(|group| group.name == name)
     };
-    match found {
-        Some(group) => parent.children[group].values.push(value),
-        None => {
-            parent.children.push(ChildGroup {
-                name: name.to_owned(),
-                values: vec![value],
-            });
-            if parent.children.len() == CHILD_NAMES_LINEAR_MAX + 1 {
-                for (group_index, group) in parent.children.iter().enumerate() {
-                    parent.children_index.insert(group.name.clone(), group_index);
-                }
-            } else if parent.children.len() > CHILD_NAMES_LINEAR_MAX + 1 {
-                parent
-                    .children_index
-                    .insert(name.to_owned(), parent.children.len() - 1);
-            }
+    if let Some(group) = found {
+        parent.children[group].values.push(value);
+        return;
+    }
+    match parent.children.get_mut(parent.groups) {
+        Some(spare) => {
+            spare.name.clear();
+            spare.name.push_str(name);
+            spare.values.clear();
+            spare.values.push(value);
         }
+        None => parent.children.push(ChildGroup {
+            name: name.to_owned(),
+            values: vec![value],
+        }),
+    }
+    parent.groups += 1;
+    if parent.groups == CHILD_NAMES_LINEAR_MAX + 1 {
+        for (group_index, group) in parent.children[..parent.groups].iter().enumerate() {
+            parent.children_index.insert(group.name.clone(), group_index);
+        }
+    } else if parent.groups > CHILD_NAMES_LINEAR_MAX + 1 {
+        parent.children_index.insert(name.to_owned(), parent.groups - 1);
+    }
+}
+
+impl Frame {
+    fn live_children(&self) -> &[ChildGroup] {
+        &self.children[..self.groups]
     }
 }
 
@@ -362,7 +384,7 @@ fn encode_value(frame: &Frame, scratch: &[u8], out: &mut Vec<u8>) {
     // over the characters XML allows, that is exactly `char::is_whitespace`
     // (they differ only on U+001C..U+001F, which XML forbids).
     let text = frame.text.trim();
-    if frame.attributes_count == 0 && frame.children.is_empty() {
+    if frame.attributes_count == 0 && frame.groups == 0 {
         if text.is_empty() {
             out.push(CBOR_NULL);
         } else {
@@ -370,10 +392,10 @@ fn encode_value(frame: &Frame, scratch: &[u8], out: &mut Vec<u8>) {
         }
         return;
     }
-    let entries = frame.attributes_count + frame.children.len() + usize::from(!text.is_empty());
+    let entries = frame.attributes_count + frame.groups + usize::from(!text.is_empty());
     write_head(out, CBOR_MAP, entries);
     out.extend_from_slice(&frame.attributes);
-    for group in &frame.children {
+    for group in frame.live_children() {
         write_text(out, &group.name);
         if let [single] = group.values.as_slice() {
             out.extend_from_slice(&scratch[single.clone()]);
