@@ -573,15 +573,21 @@ fn thread_policies(pid: u32, prefix: &str) -> Vec<u32> {
         if !comm.starts_with(prefix) {
             continue;
         }
-        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
-            continue;
-        };
-        // The command name may hold spaces; the fields after it do not.
-        let after_name = &stat[stat.rfind(')').expect("stat has the name in parentheses") + 2..];
-        let policy = after_name.split(' ').nth(41 - 3).expect("policy field");
-        policies.push(policy.parse().expect("a number"));
+        if let Some(policy) = policy_in_stat(&task.join("stat")) {
+            policies.push(policy);
+        }
     }
     policies
+}
+
+/// Field 41 (the scheduling policy) of a `stat` file, or `None` when the
+/// thread or process is gone.
+fn policy_in_stat(path: &std::path::Path) -> Option<u32> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name may hold spaces; the fields after it do not.
+    let after_name = &stat[stat.rfind(')').expect("stat has the name in parentheses") + 2..];
+    let policy = after_name.split(' ').nth(41 - 3).expect("policy field");
+    Some(policy.parse().expect("a number"))
 }
 
 #[test]
@@ -597,9 +603,8 @@ fn workers_run_as_sched_batch_unless_configured_otherwise() {
     assert!(log.contains(r#""worker_scheduling_policy":"batch""#), "{log}");
     assert!(!log.contains("config-warning"), "{log}");
     // Other threads keep the policy they were started with.
-    let main_stat = std::fs::read_to_string(format!("/proc/{}/stat", server.child.id())).expect("stat");
-    let after_name = &main_stat[main_stat.rfind(')').expect("name") + 2..];
-    assert_eq!(after_name.split(' ').nth(41 - 3), Some("0"));
+    let main_stat = format!("/proc/{}/stat", server.child.id());
+    assert_eq!(policy_in_stat(std::path::Path::new(&main_stat)), Some(0));
     server.stop();
 
     let server = Server::start_with(&data, &[], &[("SLUICE_WORKER_SCHEDULING_POLICY", "other")]);

@@ -93,8 +93,8 @@ struct Frame {
     /// for their allocations.
     children: Vec<ChildGroup>,
     groups: usize,
-    /// Name → index into `children`, filled once `children` is too long to
-    /// scan (see [`CHILD_NAMES_LINEAR_MAX`]).
+    /// Name → index into `children`, filled once there are too many
+    /// groups to scan (see [`CHILD_NAMES_LINEAR_MAX`]).
     children_index: HashMap<String, usize>,
     /// All character data of the element, references decoded and line ends
     /// normalized, joined; trimmed only when the element closes.
