@@ -597,6 +597,7 @@ impl StreamLog {
         let previous = self.started_target.fetch_max(target, Ordering::SeqCst);
         self.last_flush_bytes
             .store(target.saturating_sub(previous), Ordering::Relaxed);
+        self.unmap_written();
         let unsynced = self.unsynced();
         let mut files: Vec<Arc<File>> = unsynced
             .retired
@@ -605,6 +606,21 @@ impl StreamLog {
             .collect();
         files.extend(unsynced.open.clone());
         Some((target, files))
+    }
+
+    /// Unmaps the open segment's pages written so far (their bytes stay in
+    /// the page cache), so that the flush about to start finds them
+    /// unmapped. Writing back a page that is mapped writable means
+    /// write-protecting it first, one TLB shootdown (an interrupt to every
+    /// other core running a worker) per page; unmapping the whole range
+    /// costs one. Measured: 8% more requests/s in disk mode at 300 bytes
+    /// (benches/results). Waits for the writer flag, as the courier does.
+    fn unmap_written(&self) {
+        let mut state = self.writer.lock().expect("writer state is never poisoned");
+        if let Some(segment) = state.current.as_mut() {
+            segment.unmap_written();
+        }
+        self.release(state);
     }
 
     /// Ends a group commit started by [`StreamLog::flush_targets`] and

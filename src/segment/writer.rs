@@ -62,6 +62,9 @@ pub struct SegmentWriter {
     populated_bytes: usize,
     /// Bytes of complete records; the file's length once sealed.
     len_bytes: usize,
+    /// Pages below this offset are written and were unmapped by
+    /// [`SegmentWriter::unmap_written`]; a multiple of the page size.
+    unmapped_bytes: usize,
     records: u64,
     format: PayloadFormat,
     /// The UTC hour (hours since the epoch) this segment holds records of.
@@ -104,6 +107,7 @@ impl SegmentWriter {
             allocated_bytes: 0,
             populated_bytes: 0,
             len_bytes: 0,
+            unmapped_bytes: 0,
             records: 0,
             format,
             hour,
@@ -186,6 +190,29 @@ impl SegmentWriter {
         self.populated_bytes = target;
     }
 
+    /// Unmaps the pages written since the last call, the partly written
+    /// last one included; their bytes stay in the page cache (dirty ones
+    /// still dirty) and a later write to the last page maps it again.
+    pub fn unmap_written(&mut self) {
+        let page = page_size();
+        let end = self.len_bytes.next_multiple_of(page);
+        if end <= self.unmapped_bytes {
+            return;
+        }
+        // SAFETY: the range lies within the live mapping (which spans whole
+        // pages); MADV_DONTNEED on a shared file mapping only drops
+        // page-table entries, marking the pages of dirty ones dirty: no
+        // byte of the file changes.
+        unsafe {
+            libc::madvise(
+                self.map.as_mut_ptr().add(self.unmapped_bytes).cast(),
+                end - self.unmapped_bytes,
+                libc::MADV_DONTNEED,
+            );
+        }
+        self.unmapped_bytes = self.len_bytes / page * page;
+    }
+
     pub fn len_bytes(&self) -> usize {
         self.len_bytes
     }
@@ -213,6 +240,12 @@ impl SegmentWriter {
             sealed_path: self.sealed_path,
         }
     }
+}
+
+/// The system's page size.
+fn page_size() -> usize {
+    // SAFETY: plain query.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
 }
 
 /// A segment that takes no more records and waits to be sealed.
@@ -348,6 +381,57 @@ mod tests {
         writer.append(&record).expect("one full-size record fits");
         assert_eq!(writer.append(b"{}\n"), Err(AppendError::Full));
         assert_eq!(writer.records(), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// Resident bytes of the mapping of `path`, from /proc/self/smaps.
+    fn mapped_resident_bytes(path: &Path) -> usize {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let name = path.to_str().expect("utf-8 path");
+        let mut lines = smaps.lines().skip_while(|line| !line.ends_with(name));
+        lines.next().expect("the segment is mapped");
+        let rss = lines
+            .find_map(|line| line.strip_prefix("Rss:"))
+            .expect("an Rss line");
+        let kib: usize = rss
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .expect("a number");
+        kib << 10
+    }
+
+    #[test]
+    fn unmapping_written_pages_keeps_every_byte() {
+        let dir = temp_dir("unmap");
+        let mut writer =
+            SegmentWriter::create(&dir, "u.ndjson", PayloadFormat::Json, 0, 0, 4 << 20).expect("create");
+        let open_path = dir.join("u.ndjson.open");
+        let record = [b"{\"k\":\"".as_slice(), &[b'x'; 990], b"\"}\n"].concat();
+        for _ in 0..200 {
+            writer.append(&record).expect("append");
+        }
+        let before = mapped_resident_bytes(&open_path);
+        assert!(before >= 200 * record.len(), "{before}");
+        writer.unmap_written();
+        let after = mapped_resident_bytes(&open_path);
+        assert!(
+            after + 200 * record.len() - page_size() <= before,
+            "{before} → {after}"
+        );
+        // Writing on into the partly written page, and past it, maps again.
+        for _ in 0..200 {
+            writer.append(&record).expect("append");
+        }
+        writer.unmap_written();
+        writer.unmap_written();
+        writer.append(&record).expect("append");
+        let Sealed::File { path, records, .. } = seal(writer.finish()).expect("seal") else {
+            panic!("segment had records")
+        };
+        assert_eq!(records, 401);
+        assert_eq!(std::fs::read(path).expect("read"), record.repeat(401));
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
