@@ -197,17 +197,9 @@ impl SegmentWriter {
         if target <= self.populated_bytes {
             return;
         }
-        // SAFETY: the range lies within the live mapping and within the
-        // file space already reserved (`target` ≤ `allocated_bytes` ≤
-        // `map.len()`), so touching it cannot raise SIGBUS;
-        // MADV_POPULATE_WRITE only prefaults pages and changes no byte.
-        unsafe {
-            libc::madvise(
-                self.map.as_mut_ptr().add(self.populated_bytes).cast(),
-                target - self.populated_bytes,
-                libc::MADV_POPULATE_WRITE,
-            );
-        }
+        // Within reserved space (`target` ≤ `allocated_bytes`), so
+        // prefaulting cannot raise SIGBUS; it changes no byte.
+        self.advise(self.populated_bytes, target, libc::MADV_POPULATE_WRITE);
         self.populated_bytes = target;
     }
 
@@ -226,18 +218,23 @@ impl SegmentWriter {
         if end <= self.unmapped_bytes {
             return;
         }
-        // SAFETY: the range lies within the live mapping (which spans whole
-        // pages); MADV_DONTNEED on a shared file mapping only drops
-        // page-table entries, marking the pages of dirty ones dirty: no
-        // byte of the file changes.
-        unsafe {
-            libc::madvise(
-                self.map.as_mut_ptr().add(self.unmapped_bytes).cast(),
-                end - self.unmapped_bytes,
-                libc::MADV_DONTNEED,
-            );
-        }
+        // On a shared file mapping MADV_DONTNEED only drops page-table
+        // entries (marking the pages of dirty ones dirty): no byte of the
+        // file changes.
+        self.advise(self.unmapped_bytes, end, libc::MADV_DONTNEED);
         self.unmapped_bytes = self.len_bytes / page * page;
+    }
+
+    /// Gives the kernel `advice` for bytes `from..to` of the mapping; the
+    /// callers give only advice that changes no byte of the file. Best
+    /// effort: a refusal changes nothing either.
+    fn advise(&mut self, from: usize, to: usize, advice: libc::c_int) {
+        assert!(from <= to && to <= self.map.len().next_multiple_of(page_size()));
+        // SAFETY: the range lies within the live mapping (which spans whole
+        // pages), and the advice given changes no byte of it.
+        unsafe {
+            libc::madvise(self.map.as_mut_ptr().add(from).cast(), to - from, advice);
+        }
     }
 
     pub fn len_bytes(&self) -> usize {
