@@ -57,7 +57,8 @@ pub struct SegmentWriter {
     map: MmapMut,
     /// Bytes of file space reserved so far; never more than `map.len()`.
     allocated_bytes: usize,
-    /// Bytes of the mapping faulted in so far; never more than
+    /// Bytes of the mapping populated so far (pages below
+    /// `unmapped_bytes` have since been unmapped again); never more than
     /// `allocated_bytes`.
     populated_bytes: usize,
     /// Bytes of complete records; the file's length once sealed.
