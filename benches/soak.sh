@@ -8,6 +8,7 @@
 # Off by default in CI (the test is #[ignore]). Builds the tests in release
 # mode. Traffic goes to 127.0.0.1 only; the run is bounded (30 s per kill at
 # most, then it fails). SLUICE_SOAK_SEED=<n> replays a run's kill timings.
+# The server inherits the environment: SLUICE_DURABILITY=disk soaks disk mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SLUICE_SOAK_KILLS=${1:-20}
